@@ -1,0 +1,1 @@
+"""hybrid stage of hybridrec."""
