@@ -1,0 +1,117 @@
+"""Sampled evaluation candidates, drawn once per dataset and split so every model shares them.
+
+``uniform99``: 99 negatives drawn uniformly from the items the user never interacted with
+(FMLP-Rec's protocol). ``pop100``: 100 negatives drawn by item popularity (LinRec/RecBole's).
+Both sample without replacement, in proportion to the weights (successive sampling).
+"""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from hybridrec.data.preprocess import Interactions
+from hybridrec.errors import HybridrecError
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A sampled-candidate protocol: how many negatives and how they are weighted."""
+
+    name: str
+    negatives: int
+    by_popularity: bool
+
+
+SAMPLED_PROTOCOLS = {
+    "uniform99": Protocol("uniform99", 99, by_popularity=False),
+    "pop100": Protocol("pop100", 100, by_popularity=True),
+}
+
+
+def protocol_rng(seed: int, split: str, protocol: str) -> np.random.Generator:
+    """Independent, reproducible stream per (seed, split, protocol)."""
+    return np.random.default_rng([seed, zlib.crc32(f"{split}/{protocol}".encode())])
+
+
+def sample_negatives(data: Interactions, protocol: Protocol, rng: np.random.Generator,
+                     oversample: float = 2.0) -> np.ndarray:
+    """(U, protocol.negatives) int32 negatives per user, sorted by id, none in the user's sequence.
+
+    Popularity is the item's interaction count over the whole dataset. Draws with replacement
+    and keeps each user's first k distinct items outside their sequence, which is exactly
+    successive sampling without replacement; users left short after that (a history covering
+    most of the catalogue) are sampled exactly by Gumbel-top-k over their remaining items.
+    """
+    n_items = len(data.item_ids)
+    weights = (np.bincount(data.items, minlength=n_items + 1).astype(np.float64)
+               if protocol.by_popularity else np.ones(n_items + 1))
+    weights[0] = 0.0  # padding id
+    k = protocol.negatives
+    n_users = len(data.offsets) - 1
+    history = np.sort(data.users.astype(np.int64) * (n_items + 1) + data.items)
+
+    draws = int(np.ceil(k * oversample)) + 8
+    picked = _first_distinct_valid(rng, weights, history, n_items, np.arange(n_users), draws, k)
+    out = np.zeros((n_users, k), dtype=np.int32)
+    done = picked[:, k - 1] > 0
+    out[done] = picked[done]
+    if (short := np.flatnonzero(~done)).size:
+        out[short] = _gumbel_top_k(rng, weights, data, short, k, protocol.name)
+    return np.sort(out, axis=1)
+
+
+def _first_distinct_valid(rng: np.random.Generator, weights: np.ndarray, history: np.ndarray,
+                          n_items: int, rows: np.ndarray, draws: int, k: int) -> np.ndarray:
+    """(len(rows), k) first k distinct items per row not in its history; 0 where fewer were found."""
+    cdf = np.cumsum(weights / weights.sum())
+    sample = np.searchsorted(cdf, rng.random((len(rows), draws)), side="right")
+    sample = np.minimum(sample, n_items)
+    keys = (rows[:, None] + 1) * (n_items + 1) + sample
+    pos = np.clip(np.searchsorted(history, keys), 0, len(history) - 1)
+    valid = history[pos] != keys
+    # keep the first occurrence of each item in its row (stable sort by key, then compare neighbours)
+    order = np.argsort(keys, axis=1, kind="stable")
+    sorted_keys = np.take_along_axis(keys, order, axis=1)
+    repeat = np.zeros_like(valid)
+    np.put_along_axis(repeat, order[:, 1:], sorted_keys[:, 1:] == sorted_keys[:, :-1], axis=1)
+    valid &= ~repeat
+    rank = np.cumsum(valid, axis=1)
+    take = valid & (rank <= k)
+    out = np.zeros((len(rows), k), dtype=np.int32)
+    row_idx, col_idx = np.nonzero(take)
+    out[row_idx, rank[row_idx, col_idx] - 1] = sample[row_idx, col_idx]
+    return out
+
+
+def _gumbel_top_k(rng: np.random.Generator, weights: np.ndarray, data: Interactions,
+                  rows: np.ndarray, k: int, name: str) -> np.ndarray:
+    """Exact weighted sampling without replacement for a few users, by Gumbel-top-k."""
+    with np.errstate(divide="ignore"):
+        log_weight = np.log(weights)
+    keys = log_weight[None, :] + rng.gumbel(size=(len(rows), len(weights)))
+    offsets = data.offsets
+    for i, row in enumerate(rows):
+        keys[i, data.items[offsets[row]:offsets[row + 1]]] = -np.inf
+    available = np.isfinite(keys).sum(axis=1)
+    if (short := np.flatnonzero(available < k)).size:
+        raise HybridrecError(
+            f"protocol {name}: user {rows[short[0]] + 1} has only {available[short[0]]} "
+            f"items to sample from, {k} negatives are needed")
+    return np.argpartition(-keys, k - 1, axis=1)[:, :k]
+
+
+def candidates_table(data: Interactions, targets: np.ndarray, protocol: Protocol,
+                     rng: np.random.Generator) -> pa.Table:
+    """Candidate file for one split: user, target and the sampled negatives (docs/contracts.md)."""
+    negatives = sample_negatives(data, protocol, rng)
+    n_users, k = negatives.shape
+    return pa.table({
+        "user": pa.array(np.arange(1, n_users + 1, dtype=np.int32)),
+        "target": pa.array(targets.astype(np.int32)),
+        "negatives": pa.ListArray.from_arrays(
+            pa.array(np.arange(0, n_users * k + 1, k, dtype=np.int32)), pa.array(negatives.ravel())),
+    })
