@@ -1,0 +1,29 @@
+# Two entry points for a fresh machine: `make demo` (pipeline on the embedded demo data, offline)
+# and `make test` (the test suite). Both create .venv and install the package on first use.
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+CORES ?= 2
+
+.PHONY: demo test lint clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
+
+test: $(VENV)/.installed
+	$(BIN)/python -m pytest
+
+lint: $(VENV)/.installed
+	$(BIN)/ruff check src tests benchmarks workflow/scripts
+	$(BIN)/mypy src
+	$(BIN)/snakemake --lint
+
+clean:
+	rm -rf results/data results/models results/metrics results/predictions results/hybrid \
+		results/tables results/figures logs benchmarks/out .snakemake

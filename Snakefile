@@ -1,0 +1,18 @@
+# hybridrec: LinRec, FMLP-Rec and their gated hybrid, from download to result tables.
+from snakemake.utils import min_version
+
+min_version("8.20")
+
+
+configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/models.smk"
+
+
+rule all:
+    input:
+        all_targets(),
+    default_target: True

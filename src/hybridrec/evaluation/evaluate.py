@@ -1,0 +1,74 @@
+"""Evaluate a trained model on a dataset folder under every protocol, with one code path."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from hybridrec.data.store import SplitArrays, dataset_files, read_negatives, read_split
+from hybridrec.evaluation.metrics import metrics_from_ranks
+from hybridrec.evaluation.ranking import RankResult, rank_full, rank_sampled
+from hybridrec.models.base import SequentialRecommender
+
+
+@dataclass(frozen=True)
+class EvalSplit:
+    """Model inputs, full histories and sampled negatives of one split, loaded once."""
+
+    split: SplitArrays
+    inputs: torch.Tensor  # (U, N) model windows, left-padded
+    history: torch.Tensor  # (U, L) the whole input sequence, for excluding seen items
+    negatives: dict[str, torch.Tensor]  # protocol -> (U, M)
+
+    @property
+    def targets(self) -> np.ndarray:
+        assert self.split.targets is not None
+        return self.split.targets
+
+
+def load_eval_split(root: str | Path, split: str, max_len: int,
+                    protocols: Iterable[str]) -> EvalSplit:
+    """Read split/{split}.parquet and the candidate files the protocols need."""
+    files = dataset_files(root)
+    arrays = read_split(files[split])
+    longest = int(np.diff(arrays.offsets).max())
+    negatives = {p: torch.from_numpy(read_negatives(files[f"{split}.{p}"]))
+                 for p in protocols if p != "full"}
+    return EvalSplit(arrays, torch.from_numpy(arrays.padded(max_len)),
+                     torch.from_numpy(arrays.padded(longest)), negatives)
+
+
+def rank_split(model: SequentialRecommender, data: EvalSplit, protocol: str, k: int,
+               batch_size: int) -> RankResult:
+    """Rank every user's target under ``protocol`` (model in eval mode, no gradients)."""
+    device = next(model.parameters()).device
+    inputs = data.inputs
+
+    @torch.no_grad()
+    def scores(index: torch.Tensor) -> torch.Tensor:
+        return model.logits(model.last_hidden(inputs[index.cpu()].to(device)))
+
+    was_training = model.training
+    model.eval()
+    try:
+        targets = torch.from_numpy(data.targets.astype(np.int64))
+        if protocol == "full":
+            return rank_full(scores, data.history, targets, model.num_items, k, batch_size)
+        return rank_sampled(scores, targets, data.negatives[protocol], k, batch_size)
+    finally:
+        model.train(was_training)
+
+
+def evaluate_protocols(model: SequentialRecommender, data: EvalSplit, protocols: Iterable[str],
+                       k: int, batch_size: int) -> tuple[dict[str, dict[str, float]],
+                                                         dict[str, RankResult]]:
+    """Metrics and rank results for every protocol on one split."""
+    metrics, results = {}, {}
+    for protocol in protocols:
+        results[protocol] = rank_split(model, data, protocol, k, batch_size)
+        metrics[protocol] = metrics_from_ranks(results[protocol].target_rank)
+    return metrics, results

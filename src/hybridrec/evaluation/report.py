@@ -1,0 +1,50 @@
+"""The evaluate rule: every protocol's metrics to JSON, the configured protocol's top-k to Parquet."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+
+from hybridrec.data.store import dataset_files
+from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
+from hybridrec.export import write_predictions
+from hybridrec.io import write_json
+from hybridrec.training.run import load_model
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_and_export(*, model_path: str | Path, dataset_root: str | Path, dataset: str,
+                        protocols: Sequence[str], export_protocol: str, k: int, batch_size: int,
+                        metrics_path: str | Path,
+                        prediction_paths: Mapping[str, str | Path]) -> dict:
+    """Rank valid and test targets under each protocol; write metrics and the top-k exports."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model, meta = load_model(model_path, device)
+    files = dataset_files(dataset_root)
+    wanted = list(dict.fromkeys([*protocols, export_protocol]))
+    splits: dict[str, dict[str, dict[str, float]]] = {}
+    for split, path in prediction_paths.items():
+        data = load_eval_split(dataset_root, split, model.max_len, wanted)
+        metrics, results = evaluate_protocols(model, data, wanted, k, batch_size)
+        splits[split] = metrics
+        for protocol, values in metrics.items():
+            log.info("%s %s %s: %s", meta["name"], split, protocol,
+                     ", ".join(f"{key} {value:.4f}" for key, value in values.items()))
+        write_predictions(path, data.split.users, results[export_protocol], data.targets,
+                          protocol=export_protocol, k=k, user_ids_path=str(files["user_ids"]),
+                          item_ids_path=str(files["item_ids"]), model=meta["name"],
+                          dataset=dataset, split=split)
+    report = {
+        "dataset": dataset,
+        "model": meta["name"],
+        "export_protocol": export_protocol,
+        "splits": splits,
+        "training": {key: meta[key] for key in ("best_epoch", "epochs_run", "seconds",
+                                                "best_metrics", "architecture", "training")},
+    }
+    write_json(report, metrics_path)
+    return report

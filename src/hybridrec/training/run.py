@@ -1,0 +1,86 @@
+"""Train one model on one preprocessed dataset folder, validating with the shared protocol."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import torch
+
+from hybridrec.data.store import dataset_files
+from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
+from hybridrec.io import atomic_path
+from hybridrec.models import build_model
+from hybridrec.models.base import SequentialRecommender
+from hybridrec.training.batches import Sequences
+from hybridrec.training.loop import TrainConfig, TrainResult, resolve_device, train
+from hybridrec.training.settings import ModelSettings
+
+log = logging.getLogger(__name__)
+
+
+def num_items_of(root: str | Path) -> int:
+    """Catalogue size of a dataset folder (rows of item_ids.parquet)."""
+    return pq.read_metadata(dataset_files(root)["item_ids"]).num_rows
+
+
+def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, device: str,
+                     bf16: bool, protocol: str, eval_batch_size: int,
+                     checkpoint_dir: str | Path, history_path: str | Path
+                     ) -> tuple[SequentialRecommender, TrainResult]:
+    """Build ``settings.name``, train it on split/train.parquet, early-stop on validation.
+
+    Validation ranks the validation targets under ``protocol`` (the same candidates every model
+    sees); the returned model holds the best epoch's weights.
+    """
+    num_items = num_items_of(root)
+    config = TrainConfig(**settings.training, seed=seed, device=device, bf16=bf16,
+                         val_protocol=protocol, eval_batch_size=eval_batch_size)
+    torch.manual_seed(seed)  # the initial weights
+    model = build_model(settings.name, num_items, **settings.architecture)
+    model.to(resolve_device(device))
+    train_items = pq.read_table(dataset_files(root)["train"], columns=["items"]).column("items")
+    sequences = Sequences.from_arrow(train_items, num_items)
+    valid = load_eval_split(root, "valid", model.max_len, [protocol])
+
+    def validate(m: torch.nn.Module) -> dict[str, float]:
+        assert isinstance(m, SequentialRecommender)
+        metrics, _ = evaluate_protocols(m, valid, [protocol], k=10, batch_size=eval_batch_size)
+        return metrics[protocol]
+
+    log.info("training %s on %s: %d users, %d items, device %s, settings %s",
+             settings.name, root, sequences.num_users, num_items, config.device, settings)
+    result = train(model, sequences, config, checkpoint_dir=checkpoint_dir,
+                   history_path=history_path, log=log, validate=validate,
+                   model_spec={"name": settings.name, **settings.architecture})
+    return model, result
+
+
+def save_model(model: SequentialRecommender, settings: ModelSettings, result: TrainResult,
+               path: str | Path) -> None:
+    """The trained model as one file: name, hyperparameters and weights (weights_only-safe)."""
+    payload: dict[str, Any] = {
+        "name": settings.name,
+        "num_items": model.num_items,
+        "architecture": settings.architecture,
+        "training": settings.training,
+        "state_dict": model.state_dict(),
+        "best_epoch": result.best_epoch,
+        "epochs_run": result.epochs_run,
+        "seconds": result.seconds,
+        "best_metrics": result.best_metrics,
+    }
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_model(path: str | Path, device: str = "cpu") -> tuple[SequentialRecommender, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model`; returns it (eval mode) and the file's metadata."""
+    payload = torch.load(path, map_location=device, weights_only=True)
+    model = build_model(payload["name"], payload["num_items"], **payload["architecture"])
+    model.load_state_dict(payload.pop("state_dict"))
+    model.to(device).eval()
+    return model, payload
+

@@ -1,0 +1,76 @@
+# Config validation, wildcard constraints and the input functions every stage file calls.
+import re
+from pathlib import Path
+
+from snakemake.utils import validate
+
+import hybridrec
+from hybridrec.config import check_config
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_config(config)
+
+
+wildcard_constraints:
+    dataset="|".join(map(re.escape, config["datasets"])),
+    split="valid|test",
+    model="|".join(map(re.escape, config["models"])),
+
+
+PACKAGE_VERSION = hybridrec.__version__
+DATASETS = config["run"]["datasets"]
+MODELS = config["run"]["models"]
+EVAL_SPLITS = ["valid", "test"]
+
+
+def dataset_config(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
+def raw_input(wildcards):
+    """The raw file preprocessing reads: a local path, a downloaded file, or none (demo)."""
+    ds = dataset_config(wildcards)
+    if ds["format"] == "demo":
+        return []
+    if ds.get("path"):
+        return ds["path"]
+    if ds.get("archive_member"):
+        return f"resources/{wildcards.dataset}/{Path(ds['archive_member']).name}"
+    return f"resources/{wildcards.dataset}/download/{Path(ds['url']).name}"
+
+
+def dataset_outputs(dataset):
+    from hybridrec.data.store import dataset_files
+
+    return [str(p) for p in dataset_files(f"results/data/{dataset}").values()]
+
+
+def model_settings(wildcards):
+    """Architecture and training settings of one model on one dataset (reruns on change)."""
+    from dataclasses import asdict
+
+    from hybridrec.training.settings import resolve_settings
+
+    entry = config["models"][wildcards.model]
+    return asdict(resolve_settings(wildcards.model, entry, wildcards.dataset))
+
+
+def validation_candidates(dataset):
+    protocol = config["evaluation"]["protocol"]
+    if protocol == "full":
+        return []
+    return f"results/data/{dataset}/candidates/valid.{protocol}.parquet"
+
+
+def all_targets():
+    return [
+        "results/tables/table4.csv",
+        "results/tables/table1.csv",
+        "results/tables/table2.csv",
+        "results/tables/table3.csv",
+        *expand(
+            "results/figures/learning_curve_{dataset}_{model}.png",
+            dataset=DATASETS,
+            model=MODELS,
+        ),
+    ]

@@ -1,0 +1,90 @@
+# Raw data -> preprocessed dataset folders -> Table IV.
+
+
+rule download:
+    output:
+        "resources/{dataset}/download/{archive}",
+    params:
+        url=lambda w: dataset_config(w)["url"],
+        checksum=lambda w: dataset_config(w).get("checksum"),
+    log:
+        "logs/download/{dataset}/{archive}.log",
+    benchmark:
+        "benchmarks/out/download/{dataset}/{archive}.tsv"
+    wildcard_constraints:
+        archive="[^/]+",
+    localrule: True
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+    script:
+        "../scripts/download.py"
+
+
+rule extract:
+    input:
+        lambda w: f"resources/{w.dataset}/download/{Path(dataset_config(w)['url']).name}",
+    output:
+        "resources/{dataset}/{member}",
+    params:
+        member=lambda w: dataset_config(w)["archive_member"],
+        checksum=lambda w: dataset_config(w).get("checksum"),
+    log:
+        "logs/extract/{dataset}/{member}.log",
+    benchmark:
+        "benchmarks/out/extract/{dataset}/{member}.tsv"
+    wildcard_constraints:
+        member="[^/]+",
+    localrule: True
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+    script:
+        "../scripts/extract.py"
+
+
+rule preprocess:
+    input:
+        raw=raw_input,
+    output:
+        dataset_outputs("{dataset}"),
+    params:
+        dataset=dataset_config,
+        seed=config["seed"],
+        version=PACKAGE_VERSION,
+    log:
+        "logs/preprocess/{dataset}.log",
+    benchmark:
+        "benchmarks/out/preprocess/{dataset}.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/preprocess.py"
+
+
+rule table4:
+    input:
+        expand("results/data/{dataset}/stats.json", dataset=DATASETS),
+    output:
+        "results/tables/table4.csv",
+    params:
+        datasets=DATASETS,
+        version=PACKAGE_VERSION,
+    log:
+        "logs/tables/table4.log",
+    benchmark:
+        "benchmarks/out/tables/table4.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=512,
+    script:
+        "../scripts/table4.py"

@@ -1,0 +1,109 @@
+# Per-model training, evaluation under every protocol, top-k export, learning curves, Tables I-III.
+
+
+rule train:
+    input:
+        train="results/data/{dataset}/split/train.parquet",
+        valid="results/data/{dataset}/split/valid.parquet",
+        candidates=lambda w: validation_candidates(w.dataset),
+    output:
+        model="results/models/{dataset}/{model}/model.pt",
+        history="results/models/{dataset}/{model}/history.parquet",
+    params:
+        root=lambda w: f"results/data/{w.dataset}",
+        settings=model_settings,
+        seed=config["seed"],
+        device=config["training"]["device"],
+        bf16=config["training"]["bf16"],
+        protocol=config["evaluation"]["protocol"],
+        eval_batch_size=config["evaluation"]["batch_size"],
+        checkpoints=lambda w: f"results/models/{w.dataset}/{w.model}/checkpoints",
+        version=PACKAGE_VERSION,
+    log:
+        "logs/train/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/out/train/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+        runtime=720,
+    script:
+        "../scripts/train.py"
+
+
+rule evaluate:
+    input:
+        model="results/models/{dataset}/{model}/model.pt",
+        data=lambda w: dataset_outputs(w.dataset),
+    output:
+        metrics="results/metrics/{dataset}/{model}.json",
+        predictions=expand(
+            "results/predictions/{{dataset}}/{{model}}/{split}.parquet", split=EVAL_SPLITS
+        ),
+    params:
+        root=lambda w: f"results/data/{w.dataset}",
+        protocols=config["evaluation"]["protocols"],
+        export_protocol=config["evaluation"]["protocol"],
+        topk=config["evaluation"]["topk"],
+        batch_size=config["evaluation"]["batch_size"],
+        version=PACKAGE_VERSION,
+    log:
+        "logs/evaluate/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/out/evaluate/{dataset}/{model}.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: workflow.cores
+    resources:
+        mem_mb=8000,
+    script:
+        "../scripts/evaluate.py"
+
+
+rule learning_curve:
+    input:
+        "results/models/{dataset}/{model}/history.parquet",
+    output:
+        "results/figures/learning_curve_{dataset}_{model}.png",
+    params:
+        protocol=config["evaluation"]["protocol"],
+        version=PACKAGE_VERSION,
+    log:
+        "logs/figures/learning_curve_{dataset}_{model}.log",
+    benchmark:
+        "benchmarks/out/figures/learning_curve_{dataset}_{model}.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/learning_curve.py"
+
+
+rule model_tables:
+    input:
+        metrics=expand(
+            "results/metrics/{dataset}/{model}.json", dataset=DATASETS, model=MODELS
+        ),
+    output:
+        table1="results/tables/table1.csv",
+        table2="results/tables/table2.csv",
+        table3="results/tables/table3.csv",
+    params:
+        protocol=config["evaluation"]["protocol"],
+        paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
+        version=PACKAGE_VERSION,
+    log:
+        "logs/tables/model_tables.log",
+    benchmark:
+        "benchmarks/out/tables/model_tables.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/model_tables.py"
