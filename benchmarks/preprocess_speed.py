@@ -1,6 +1,6 @@
 """Preprocessing speed at ML-1M scale: a synthetic table of 1,000,000 interactions.
 
-Times the whole dataset folder (filtering, ordering, ids, split, the four candidate files,
+Times parsing the same table as an ML-1M ``ratings.dat`` and then the whole dataset folder (filtering, ordering, ids, split, the four candidate files,
 statistics) written by `hybridrec.data.store.write_dataset`, and prints one line per stage.
 
     python benchmarks/preprocess_speed.py [--interactions 1000000] [--users 6040] [--items 3706]
@@ -17,6 +17,7 @@ import pandas as pd
 
 from hybridrec.data.candidates import SAMPLED_PROTOCOLS, protocol_rng, sample_negatives
 from hybridrec.data.preprocess import PreprocessConfig, build_interactions
+from hybridrec.data.readers import read_interactions
 from hybridrec.data.split import leave_one_out_split
 from hybridrec.data.store import write_dataset
 
@@ -44,6 +45,15 @@ def main() -> None:
     raw = synthetic_table(args.interactions, args.users, args.items)
     config = PreprocessConfig(dedupe=True, user_core=5, item_core=5)
     timings = {}
+    with tempfile.TemporaryDirectory() as folder:
+        ratings = f"{folder}/ratings.dat"
+        lines = (raw["user"].astype(str) + "::" + raw["item"].astype(str) + "::"
+                 + raw["rating"].astype(int).astype(str) + "::" + raw["timestamp"].astype(str))
+        lines.to_csv(ratings, index=False, header=False)
+        start = time.perf_counter()
+        parsed = read_interactions(ratings, "movielens_dat")
+        timings["read ratings.dat (movielens_dat)"] = time.perf_counter() - start
+        assert len(parsed) == len(raw)
     start = time.perf_counter()
     data = build_interactions(raw, config)
     timings["filter + order + ids"] = time.perf_counter() - start
