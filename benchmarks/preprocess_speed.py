@@ -1,7 +1,8 @@
 """Preprocessing speed at ML-1M scale: a synthetic table of 1,000,000 interactions.
 
-Times parsing the same table as an ML-1M ``ratings.dat`` and then the whole dataset folder (filtering, ordering, ids, split, the four candidate files,
-statistics) written by `hybridrec.data.store.write_dataset`, and prints one line per stage.
+Times parsing the table as an ML-1M ``ratings.dat``, then writing the whole dataset folder
+(filtering, ordering, ids, split, the four candidate files, statistics) with
+`hybridrec.data.store.write_dataset`, and prints one line per stage.
 
     python benchmarks/preprocess_speed.py [--interactions 1000000] [--users 6040] [--items 3706]
 """

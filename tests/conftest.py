@@ -16,7 +16,8 @@ def shared_file(relative: str) -> Path:
     """A file under ../shared/datasets, or skip the test with a message naming it."""
     path = SHARED_DATASETS / relative
     if not path.exists():
-        pytest.skip(f"real data not available: {path} is missing (CI has ../shared beside the repo)")
+        pytest.skip(f"real data not available: {path} is missing "
+                    "(CI has ../shared beside the repository)")
     return path
 
 

@@ -111,7 +111,8 @@ def test_popularity_negatives_follow_popularity():
     users = np.repeat(np.arange(1000), 20)
     data = build_interactions(raw_frame(users, items, np.arange(20_000)),
                               PreprocessConfig(dedupe=True))
-    negatives = sample_negatives(data, SAMPLED_PROTOCOLS["pop100"], protocol_rng(0, "test", "pop100"))
+    pop100 = SAMPLED_PROTOCOLS["pop100"]
+    negatives = sample_negatives(data, pop100, protocol_rng(0, "test", "pop100"))
     uniform = sample_negatives(data, SAMPLED_PROTOCOLS["uniform99"], protocol_rng(0, "test", "u"))
     counts = np.bincount(data.items, minlength=len(data.item_ids) + 1)
     # popular items are drawn far more often by pop100 than by uniform99
@@ -156,7 +157,8 @@ def test_padded_inputs_are_left_padded_and_truncated():
 @pytest.mark.integration
 def test_real_beauty_statistics_and_targets(tmp_path):
     path = shared_file("beauty/Beauty.txt")
-    stats = write_dataset(read_interactions(path, "fmlp_txt"), PreprocessConfig(), tmp_path, seed=42)
+    raw = read_interactions(path, "fmlp_txt")
+    stats = write_dataset(raw, PreprocessConfig(), tmp_path, seed=42)
     assert (stats["users"], stats["items"], stats["interactions"]) == (22_363, 12_101, 198_502)
     lines = [line.split() for line in path.read_text().splitlines()]
     valid = pq.read_table(tmp_path / "split" / "valid.parquet").column("target").to_numpy()

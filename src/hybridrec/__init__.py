@@ -1,3 +1,3 @@
-"""hybridrec: a reproducible pipeline for sequential recommendation (LinRec, FMLP-Rec, their gated hybrid)."""
+"""hybridrec: reproducible sequential recommendation: LinRec, FMLP-Rec and their gated hybrid."""
 
 __version__ = "0.1.0"

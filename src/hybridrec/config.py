@@ -21,10 +21,15 @@ def check_config(config: Mapping[str, Any]) -> None:
                 f"run.datasets[{i}]: unknown dataset {name!r}; declared: {sorted(datasets)}")
     for name, ds in datasets.items():
         _check_dataset(f"datasets.{name}", ds)
-    models = config.get("models", {})
-    for i, name in enumerate(config["run"].get("models", [])):
-        if models and name not in models:
-            raise ConfigError(f"run.models[{i}]: unknown model {name!r}; declared: {sorted(models)}")
+    models = config["models"]
+    selected = list(config["run"].get("models", []))
+    for i, name in enumerate(selected):
+        if name not in models:
+            raise ConfigError(
+                f"run.models[{i}]: unknown model {name!r}; declared: {sorted(models)}")
+    from hybridrec.training.settings import check_model_settings  # imports torch: only here
+
+    check_model_settings(models, selected, list(config["run"]["datasets"]))
 
 
 def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
@@ -34,7 +39,8 @@ def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
     if not ds.get("path") and not ds.get("url"):
         raise ConfigError(f"{key}: needs a 'path' (local file) or a 'url' to download from")
     if ds.get("archive_member") and not ds.get("path") and not str(ds["url"]).endswith(".zip"):
-        raise ConfigError(f"{key}.archive_member: only zip archives are supported, url is {ds['url']!r}")
+        raise ConfigError(
+            f"{key}.archive_member: only zip archives are supported, url is {ds['url']!r}")
     if fmt == "table":
         options = ds.get("options", {})
         for column in ("user_col", "item_col"):

@@ -11,5 +11,5 @@ evaluate_and_export(
     k=snakemake.params.topk,
     batch_size=snakemake.params.batch_size,
     metrics_path=snakemake.output.metrics,
-    prediction_paths=dict(zip(["valid", "test"], snakemake.output.predictions)),
+    prediction_paths=dict(zip(["valid", "test"], snakemake.output.predictions, strict=True)),
 )

@@ -66,14 +66,14 @@ def sample_negatives(data: Interactions, protocol: Protocol, rng: np.random.Gene
 
 def _first_distinct_valid(rng: np.random.Generator, weights: np.ndarray, history: np.ndarray,
                           n_items: int, rows: np.ndarray, draws: int, k: int) -> np.ndarray:
-    """(len(rows), k) first k distinct items per row not in its history; 0 where fewer were found."""
+    """(len(rows), k): per row the first k distinct items outside its history; 0 if fewer."""
     cdf = np.cumsum(weights / weights.sum())
     sample = np.searchsorted(cdf, rng.random((len(rows), draws)), side="right")
     sample = np.minimum(sample, n_items)
     keys = (rows[:, None] + 1) * (n_items + 1) + sample
     pos = np.clip(np.searchsorted(history, keys), 0, len(history) - 1)
     valid = history[pos] != keys
-    # keep the first occurrence of each item in its row (stable sort by key, then compare neighbours)
+    # keep each item's first occurrence in its row (stable sort by key, compare neighbours)
     order = np.argsort(keys, axis=1, kind="stable")
     sorted_keys = np.take_along_axis(keys, order, axis=1)
     repeat = np.zeros_like(valid)
@@ -113,5 +113,6 @@ def candidates_table(data: Interactions, targets: np.ndarray, protocol: Protocol
         "user": pa.array(np.arange(1, n_users + 1, dtype=np.int32)),
         "target": pa.array(targets.astype(np.int32)),
         "negatives": pa.ListArray.from_arrays(
-            pa.array(np.arange(0, n_users * k + 1, k, dtype=np.int32)), pa.array(negatives.ravel())),
+            pa.array(np.arange(0, n_users * k + 1, k, dtype=np.int32)),
+            pa.array(negatives.ravel())),
     })

@@ -25,12 +25,12 @@ class PreprocessConfig:
     dedupe: bool = False
     user_core: int = 0
     item_core: int = 0
-    min_length: int = 3  # a leave-one-out split needs one training, one validation and one test item
+    min_length: int = 3  # leave-one-out needs a training, a validation and a test item
 
 
 @dataclass(frozen=True)
 class Interactions:
-    """Interactions in internal ids, sorted by (user, time): one flat array plus per-user offsets."""
+    """Interactions in internal ids sorted by (user, time): flat arrays plus per-user offsets."""
 
     users: np.ndarray  # (I,) int32, non-decreasing
     items: np.ndarray  # (I,) int32
@@ -41,7 +41,7 @@ class Interactions:
 
     @property
     def offsets(self) -> np.ndarray:
-        """(U + 1,) start of each user's run in the flat arrays; user u is rows offsets[u-1]:offsets[u]."""
+        """(U + 1,) run starts in the flat arrays: user u is rows offsets[u-1]:offsets[u]."""
         counts = np.bincount(self.users, minlength=len(self.user_ids) + 1)[1:]
         return np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
 
@@ -95,7 +95,8 @@ def build_interactions(raw: pd.DataFrame, config: PreprocessConfig) -> Interacti
     short = lengths < config.min_length
     dropped_users = int(frame.loc[short, "user"].nunique())
     if dropped_users:
-        log.info("dropped %d users with fewer than %d interactions", dropped_users, config.min_length)
+        log.info("dropped %d users with fewer than %d interactions",
+                 dropped_users, config.min_length)
     frame = frame[~short]
     if frame.empty:
         raise HybridrecError("no interactions left after filtering (check preprocess settings)")

@@ -1,4 +1,4 @@
-"""The evaluate rule: every protocol's metrics to JSON, the configured protocol's top-k to Parquet."""
+"""The evaluate rule: every protocol's metrics to JSON, one protocol's top-k lists to Parquet."""
 
 from __future__ import annotations
 

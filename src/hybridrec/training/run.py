@@ -76,8 +76,9 @@ def save_model(model: SequentialRecommender, settings: ModelSettings, result: Tr
         torch.save(payload, tmp)
 
 
-def load_model(path: str | Path, device: str = "cpu") -> tuple[SequentialRecommender, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_model`; returns it (eval mode) and the file's metadata."""
+def load_model(path: str | Path, device: str = "cpu"
+               ) -> tuple[SequentialRecommender, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model`: the model (eval mode) and its metadata."""
     payload = torch.load(path, map_location=device, weights_only=True)
     model = build_model(payload["name"], payload["num_items"], **payload["architecture"])
     model.load_state_dict(payload.pop("state_dict"))

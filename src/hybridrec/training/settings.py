@@ -44,7 +44,26 @@ def resolve_settings(name: str, entry: Mapping[str, Any], dataset: str) -> Model
         else:
             raise ConfigError(
                 f"models.{name}.{key}: unknown key; model hyperparameters are "
-                f"{sorted(architecture_keys)}, training settings {sorted(TRAIN_KEYS - PIPELINE_KEYS)}")
+                f"{sorted(architecture_keys)}, "
+                f"training settings {sorted(TRAIN_KEYS - PIPELINE_KEYS)}")
     if training.get("objective") == "causal" and "causal" in architecture_keys:
         architecture["causal"] = True  # the all-positions objective needs causal attention
     return ModelSettings(name, architecture, training)
+
+
+def check_model_settings(models: Mapping[str, Any], selected: list[str],
+                         datasets: list[str]) -> None:
+    """Resolve and range-check every selected model on every selected dataset (no weights built).
+
+    Raises ConfigError naming the model and key, so a bad value stops the run before any job.
+    """
+    from hybridrec.models import MODELS
+
+    for name in selected:
+        if name not in MODELS:
+            raise ConfigError(f"run.models: model {name!r} is not registered; "
+                              f"available: {sorted(MODELS)}")
+        for dataset in datasets:
+            settings = resolve_settings(name, models[name], dataset)
+            MODELS[name].config_class(num_items=1, **settings.architecture)
+            TrainConfig(**settings.training)
