@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hybridrec.errors import ConfigError
-from hybridrec.models import hyperparameter_names
+from hybridrec.models import MODELS, hyperparameter_names
 from hybridrec.training.loop import TrainConfig
 
 TRAIN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
@@ -46,8 +46,13 @@ def resolve_settings(name: str, entry: Mapping[str, Any], dataset: str) -> Model
                 f"models.{name}.{key}: unknown key; model hyperparameters are "
                 f"{sorted(architecture_keys)}, "
                 f"training settings {sorted(TRAIN_KEYS - PIPELINE_KEYS)}")
-    if training.get("objective") == "causal" and "causal" in architecture_keys:
-        architecture["causal"] = True  # the all-positions objective needs causal attention
+    if training.get("objective") == "causal":
+        if "causal" in architecture_keys:
+            architecture["causal"] = True  # the all-positions objective needs causal attention
+        elif not MODELS[name].always_causal:
+            raise ConfigError(
+                f"models.{name}.objective: 'causal' trains every position at once, but {name} "
+                "mixes all positions (future items would leak); use 'prefix'")
     return ModelSettings(name, architecture, training)
 
 
@@ -57,8 +62,6 @@ def check_model_settings(models: Mapping[str, Any], selected: list[str],
 
     Raises ConfigError naming the model and key, so a bad value stops the run before any job.
     """
-    from hybridrec.models import MODELS
-
     for name in selected:
         if name not in MODELS:
             raise ConfigError(f"run.models: model {name!r} is not registered; "
