@@ -1,0 +1,194 @@
+"""Random search over the gate's hyperparameters and the fusion noise (paper Section IV-D).
+
+Data (paper Section IV-B): validation sequences where at least one branch has the target in its
+top 10, split 90/10 stratified by the label. Each trial trains a gate on the 90 %, fuses the
+held-out 10 % with Algorithm 1 and scores the fused lists; the best trial has the highest fused
+MRR@10, then NDCG@10, then the lowest trial number (the paper selects on "validation MRR and
+NDCG@10", not on loss).
+
+Sharding: :func:`sample_trials` fixes every trial's parameters up front (Optuna's
+``RandomSampler`` ignores finished trials, so asking them all first draws the same values as
+asking one at a time); :func:`run_shard` trains and scores every ``n_shards``-th trial, all of a
+shard's gates in one batched pass; :func:`gather` joins the shards and picks the best.
+
+Randomness, all derived from one ``seed``: trial ``i``'s gate starts from :func:`trial_seed`
+``(seed, i)``; every trial fuses with the same draws, ``numpy.random.default_rng([seed, 1])``,
+so trials differ only by their parameters.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+)
+from sklearn.model_selection import train_test_split
+
+from hybridrec.errors import HybridrecError
+from hybridrec.hybrid.align import target_ranks
+from hybridrec.hybrid.features import best_branch, eligible
+from hybridrec.hybrid.fusion import draw_fusion_randomness, fuse_vectorised
+from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
+from hybridrec.hybrid.list_metrics import KEYS, per_user_list_metrics
+from hybridrec.hybrid.threads import limit_threads
+
+PARAMETERS = ("lr", "hidden", "epochs", "pos_weight", "noise")
+SELECTION = [KEYS[0], KEYS[1], "trial"]  # mrr@10, ndcg@10 (descending), trial (ascending)
+_FUSION_STREAM = 1
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """The paper's ranges; ``lr`` is sampled on a log scale."""
+
+    lr: tuple[float, float] = (1e-5, 1e-1)
+    hidden: tuple[int, ...] = (16, 32, 64, 128)
+    epochs: tuple[int, ...] = (5, 15, 25, 50, 100, 250)
+    pos_weight: tuple[float, float] = (0.25, 1.5)
+    noise: tuple[float, float] = (0.0, 0.25)
+
+    def distributions(self) -> dict[str, BaseDistribution]:
+        return {
+            "lr": FloatDistribution(*self.lr, log=True),
+            "hidden": CategoricalDistribution(list(self.hidden)),
+            "epochs": CategoricalDistribution(list(self.epochs)),
+            "pos_weight": FloatDistribution(*self.pos_weight),
+            "noise": FloatDistribution(*self.noise),
+        }
+
+
+@dataclass(frozen=True)
+class GateData:
+    """Rows for training or scoring gates: raw features and what fusion needs."""
+
+    feature_names: tuple[str, ...]
+    features: np.ndarray  # (n, F) raw
+    best_branch: np.ndarray  # (n,) class of each row
+    lists: np.ndarray  # (n, B, k) shared item ids
+    target: np.ndarray  # (n,)
+
+    def subset(self, rows: np.ndarray) -> GateData:
+        return GateData(self.feature_names, self.features[rows], self.best_branch[rows],
+                        self.lists[rows], self.target[rows])
+
+
+def gate_training_data(features: pd.DataFrame, feature_names: Sequence[str], lists: np.ndarray,
+                       target: np.ndarray, held_out: float = 0.1, seed: int = 0,
+                       top_n: int = 10) -> tuple[GateData, GateData]:
+    """Eligible rows (a branch hits in its top ``top_n``), split stratified by best branch.
+
+    For two branches stratifying by best branch is stratifying by the paper's label.
+    """
+    ranks = target_ranks(lists[..., :top_n], target)
+    rows = np.flatnonzero(eligible(ranks, top_n))
+    data = GateData(tuple(feature_names), features.loc[:, list(feature_names)].to_numpy(
+        dtype=np.float64), best_branch(ranks), lists, target).subset(rows)
+    classes, sizes = np.unique(data.best_branch, return_counts=True)
+    if len(rows) < 2 or (sizes < 2).any():
+        counts = dict(zip(classes.tolist(), sizes.tolist(), strict=True))
+        raise HybridrecError(f"cannot stratify {len(rows)} eligible rows by best branch: "
+                             f"class sizes {counts}")
+    train, test = train_test_split(np.arange(len(rows)), test_size=held_out,
+                                   stratify=data.best_branch, random_state=seed)
+    return data.subset(np.sort(train)), data.subset(np.sort(test))
+
+
+def sample_trials(trials: int = 500, seed: int = 0,
+                  space: SearchSpace | None = None) -> pd.DataFrame:
+    """Every trial's parameters (columns ``trial`` and :data:`PARAMETERS`), deterministic."""
+    optuna.logging.set_verbosity(logging.WARNING)
+    distributions = (space or SearchSpace()).distributions()
+    study = optuna.create_study(directions=["maximize", "maximize"],
+                                sampler=optuna.samplers.RandomSampler(seed=seed))
+    rows = [{"trial": t.number, **t.params} for t in
+            (study.ask(distributions) for _ in range(trials))]
+    frame = pd.DataFrame(rows, columns=["trial", *PARAMETERS])
+    return frame.astype({"trial": np.int64, "hidden": np.int64, "epochs": np.int64})
+
+
+def trial_seed(seed: int, trial: int) -> int:
+    """The seed of trial ``trial``'s gate initialisation."""
+    return int(np.random.SeedSequence([seed, trial]).generate_state(1)[0])
+
+
+def hyperparameters(row: pd.Series) -> GateHyperparameters:
+    """The gate part of one trial row."""
+    return GateHyperparameters(lr=float(row["lr"]), hidden=int(row["hidden"]),
+                               epochs=int(row["epochs"]), pos_weight=float(row["pos_weight"]))
+
+
+def run_shard(params: pd.DataFrame, shard_index: int, n_shards: int, train: GateData,
+              held_out: GateData, seed: int, top_n: int = 10, threads: int = 1) -> pd.DataFrame:
+    """Train and score the trials with ``trial % n_shards == shard_index``.
+
+    Returns their parameters with ``mrr@10``, ``ndcg@10``, ``hr@10`` of the fused held-out lists
+    and the mean and standard deviation of branch 0's weight (alpha) on the held-out rows.
+    Runs on ``threads`` threads; run shards side by side for more.
+    """
+    if not 0 <= shard_index < n_shards:
+        raise ValueError(f"shard_index must be in [0, {n_shards}), got {shard_index}")
+    with limit_threads(threads):
+        return _run_shard(params, shard_index, n_shards, train, held_out, seed, top_n)
+
+
+def _run_shard(params: pd.DataFrame, shard_index: int, n_shards: int, train: GateData,
+               held_out: GateData, seed: int, top_n: int) -> pd.DataFrame:
+    shard = params[params["trial"] % n_shards == shard_index].reset_index(drop=True)
+    n_branches = held_out.lists.shape[1]
+    gates = train_gates(train.features, train.best_branch, n_branches,
+                        [hyperparameters(row) for _, row in shard.iterrows()],
+                        [trial_seed(seed, int(t)) for t in shard["trial"]], train.feature_names)
+    draws = draw_fusion_randomness(len(held_out.target), n_branches, top_n,
+                                   np.random.default_rng([seed, _FUSION_STREAM]))
+    scores = []
+    for gate, noise in zip(gates, shard["noise"], strict=True):
+        weights = gate.branch_weights(held_out.features)
+        fused = fuse_vectorised(held_out.lists, weights, draws, top_n, float(noise))
+        metrics = {k: float(v.mean()) for k, v in
+                   per_user_list_metrics(fused, held_out.target).items()}
+        scores.append({**metrics, "alpha_mean": float(weights[:, 0].mean()),
+                       "alpha_std": float(weights[:, 0].std())})
+    return pd.concat([shard, pd.DataFrame(scores, columns=[*KEYS, "alpha_mean", "alpha_std"])],
+                     axis=1)
+
+
+def gather(shards: Sequence[pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series]:
+    """All trials sorted by number, and the best one (see the module docstring)."""
+    table = pd.concat(list(shards), ignore_index=True).sort_values("trial", kind="stable")
+    duplicated = table["trial"][table["trial"].duplicated()]
+    if len(duplicated):
+        raise HybridrecError(f"trials scored by more than one shard: {duplicated.tolist()[:5]}")
+    table = table.reset_index(drop=True)
+    best = table.sort_values(SELECTION, ascending=[False, False, True], kind="stable").iloc[0]
+    return table, best
+
+
+def train_selected_gate(best: pd.Series, train: GateData, n_branches: int, seed: int) -> Gate:
+    """Retrain the selected trial's gate: same data, parameters and seed as in its shard."""
+    return train_gates(train.features, train.best_branch, n_branches, [hyperparameters(best)],
+                       [trial_seed(seed, int(best["trial"]))], train.feature_names)[0]
+
+
+def to_study(table: pd.DataFrame, space: SearchSpace | None = None) -> optuna.Study:
+    """The finished search as an Optuna study (values: MRR@10, NDCG@10), e.g. for its plots."""
+    optuna.logging.set_verbosity(logging.WARNING)
+    distributions = (space or SearchSpace()).distributions()
+    study = optuna.create_study(directions=["maximize", "maximize"])
+    study.add_trials([
+        optuna.trial.create_trial(
+            params={p: _python(row[p]) for p in PARAMETERS}, distributions=distributions,
+            values=[float(row[KEYS[0]]), float(row[KEYS[1]])])
+        for _, row in table.iterrows()])
+    return study
+
+
+def _python(value: object) -> object:
+    return value.item() if isinstance(value, np.generic) else value
