@@ -21,6 +21,7 @@ PACKAGE_VERSION = hybridrec.__version__
 DATASETS = config["run"]["datasets"]
 MODELS = config["run"]["models"]
 EVAL_SPLITS = ["valid", "test"]
+BRANCHES = config["hybrid"]["branches"]
 
 
 def dataset_config(wildcards):
@@ -62,9 +63,18 @@ def validation_candidates(dataset):
     return f"results/data/{dataset}/candidates/valid.{protocol}.parquet"
 
 
+def branch_predictions(wildcards):
+    """Each fused branch's export for one dataset and split, in hybrid.branches order."""
+    return [
+        f"results/predictions/{wildcards.dataset}/{branch}/{wildcards.split}.parquet"
+        for branch in BRANCHES
+    ]
+
+
 def all_targets():
     return [
         "results/tables/table4.csv",
+        "results/tables/table5.csv",
         "results/tables/table1.csv",
         "results/tables/table2.csv",
         "results/tables/table3.csv",

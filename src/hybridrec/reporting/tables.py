@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from hybridrec.reporting.paper import FMLP_BEAUTY, LINREC_ML1M
+from hybridrec.reporting.paper import FMLP_BEAUTY, LINREC_ML1M, TABLE5
 
 METRIC_COLUMNS = ["hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr@10", "mrr"]
 
@@ -66,3 +66,55 @@ def models_table(reports: list[dict], protocol: str) -> pd.DataFrame:
              "train_seconds": r["training"]["seconds"]}
             for r in reports]
     return pd.DataFrame(rows)
+
+
+def load_evaluations(datasets: Sequence[str], paths: Sequence[str | Path]) -> dict[str, dict]:
+    """The hybrid stage's evaluation.json per dataset."""
+    return {name: json.loads(Path(path).read_text())
+            for name, path in zip(datasets, paths, strict=True)}
+
+
+def hybrid_table(evaluations: dict[str, dict], protocol: str,
+                 paper_names: dict[str, str | None]) -> pd.DataFrame:
+    """Table V: the branches and the hybrid per dataset, the paper's figures beside ours."""
+    rows = []
+    for dataset, evaluation in evaluations.items():
+        for method in evaluation["methods"]:
+            if method["method"] not in (*_branch_names(evaluation), "hybrid"):
+                continue
+            paper = TABLE5.get((paper_names.get(dataset) or "", method["method"]), (None, None))
+            rows.append({
+                "dataset": dataset, "method": method["method"], "protocol": protocol,
+                "mrr10": method["mrr@10"], "ndcg10": method["ndcg@10"], "hr10": method["hr@10"],
+                "mrr10_std": method["mrr@10_std"], "ndcg10_std": method["ndcg@10_std"],
+                "paper_mrr10": paper[0], "paper_ndcg10": paper[1],
+            })
+    return pd.DataFrame(rows, columns=["dataset", "method", "protocol", "mrr10", "ndcg10", "hr10",
+                                       "mrr10_std", "ndcg10_std", "paper_mrr10", "paper_ndcg10"])
+
+
+def hybrid_extended_table(evaluations: dict[str, dict], protocol: str) -> pd.DataFrame:
+    """Table V extended: every method incl. baselines, and the bootstrap interval per metric."""
+    rows = []
+    for dataset, evaluation in evaluations.items():
+        intervals = {b["metric"]: b for b in evaluation["bootstrap"]}
+        for method in evaluation["methods"]:
+            row = {"dataset": dataset, "method": method["method"], "protocol": protocol,
+                   "mrr10": method["mrr@10"], "ndcg10": method["ndcg@10"],
+                   "hr10": method["hr@10"], "mrr10_std": method["mrr@10_std"],
+                   "ndcg10_std": method["ndcg@10_std"], "users": method["users"]}
+            if method["method"] == "hybrid":
+                for key, name in (("mrr@10", "mrr10"), ("ndcg@10", "ndcg10")):
+                    interval = intervals[key]
+                    row[f"{name}_vs"] = interval["baseline"]
+                    row[f"{name}_diff"] = interval["difference"]
+                    row[f"{name}_diff_low"] = interval["low"]
+                    row[f"{name}_diff_high"] = interval["high"]
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _branch_names(evaluation: dict) -> list[str]:
+    """Methods listed before "hybrid" in an evaluation are the fused branches."""
+    names = [m["method"] for m in evaluation["methods"]]
+    return names[:names.index("hybrid")]
