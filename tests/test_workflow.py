@@ -1,0 +1,139 @@
+"""The real DAG: dry run of the default config, lint, and the demo run up to Table V.
+
+The demo run happens once per session in a scratch copy of the workflow (Snakefile, workflow/,
+config/, envs/), so the repository's own results/ is never touched.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from hybridrec.evaluation.metrics import per_user_metrics
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def copy_workflow(target: Path) -> Path:
+    for name in ("Snakefile", "workflow", "config", "envs"):
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name)
+        else:
+            shutil.copy(source, target / name)
+    return target
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory) -> Path:
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir
+
+
+def test_default_config_dry_run_lists_the_whole_dag(tmp_path):
+    result = snakemake(copy_workflow(tmp_path), "-n", "--cores", "2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    for rule in ("download", "extract", "preprocess", "train", "evaluate", "align", "features",
+                 "shap", "gate_search_shard", "gate_search_gather", "fusion", "hybrid_tables",
+                 "table4", "model_tables"):
+        assert f"rule {rule}:" in result.stdout, f"{rule} missing from the dry run"
+
+
+def test_lint_is_clean():
+    result = snakemake(REPO, "--lint")
+    assert result.returncode == 0 and "good condition" in result.stdout + result.stderr
+
+
+def test_bad_config_is_rejected_before_any_job(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    (workdir / "bad.yaml").write_text("gate_search:\n  trials: many\n")
+    result = snakemake(workdir, "-n", "--configfile", "config/demo.yaml", "bad.yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "['gate_search']['trials']" in output and "integer" in output
+    assert not (workdir / "results").exists()
+
+
+def test_demo_tables_exist_and_name_their_protocol(demo_run):
+    table4 = pd.read_csv(demo_run / "results/tables/table4.csv")
+    assert table4.loc[0, "dataset"] == "demo" and table4.loc[0, "users"] > 900
+    table3 = pd.read_csv(demo_run / "results/tables/table3.csv")
+    assert set(table3["model"]) == {"linrec", "fmlp"}
+    assert set(table3["protocol"]) == {"uniform99"}
+    metrics = json.loads((demo_run / "results/metrics/demo/fmlp.json").read_text())
+    assert set(metrics["splits"]["test"]) == {"full", "uniform99", "pop100"}
+    for name in ("fig4_shap_demo", "fig6_alpha_demo", "learning_curve_demo_fmlp"):
+        assert (demo_run / f"results/figures/{name}.png").stat().st_size > 1000
+
+
+def _list_metrics(lists: pd.Series, target: pd.Series) -> dict[str, np.ndarray]:
+    """MRR@10, NDCG@10, HR@10 per row from a list column and the target (rank 11 = miss)."""
+    ranks = np.array([list(items[:10]).index(t) + 1 if t in list(items[:10]) else 11
+                      for items, t in zip(lists, target, strict=True)])
+    return per_user_metrics(ranks)
+
+
+def test_table5_matches_a_recomputation_from_the_lists(demo_run):
+    table = pd.read_csv(demo_run / "results/tables/table5.csv")
+    assert list(table.columns) == ["dataset", "method", "protocol", "mrr10", "ndcg10", "hr10",
+                                   "mrr10_std", "ndcg10_std", "paper_mrr10", "paper_ndcg10"]
+    assert table["method"].tolist() == ["linrec", "fmlp", "hybrid"]
+    numbers = table[["mrr10", "ndcg10", "hr10", "mrr10_std", "ndcg10_std"]].to_numpy()
+    assert ((numbers >= 0) & (numbers <= 1)).all()
+    assert table["paper_mrr10"].isna().all()  # demo is not a paper dataset
+
+    rows = table.set_index("method")
+    aligned = pd.read_parquet(demo_run / "results/hybrid/demo/aligned/test.parquet")
+    for branch in ("linrec", "fmlp"):
+        values = _list_metrics(aligned[f"{branch}_items"], aligned["target"])
+        assert values["mrr@10"].mean() == pytest.approx(rows.loc[branch, "mrr10"], abs=1e-12)
+        assert values["ndcg@10"].mean() == pytest.approx(rows.loc[branch, "ndcg10"], abs=1e-12)
+        assert values["hr@10"].mean() == pytest.approx(rows.loc[branch, "hr10"], abs=1e-12)
+
+    fused = pd.read_parquet(demo_run / "results/hybrid/demo/fused_test.parquet")
+    per_seed = pd.DataFrame([
+        {key: values.mean() for key, values in _list_metrics(g["items"], g["target"]).items()}
+        for _, g in fused.groupby("seed")])
+    assert fused.groupby("seed")["user"].nunique().eq(len(aligned)).all()
+    assert all(len(set(items)) == len(items) == 10 for items in fused["items"])
+    assert per_seed["mrr@10"].mean() == pytest.approx(rows.loc["hybrid", "mrr10"], abs=1e-12)
+    assert per_seed["ndcg@10"].mean() == pytest.approx(rows.loc["hybrid", "ndcg10"], abs=1e-12)
+    assert per_seed["mrr@10"].std() == pytest.approx(rows.loc["hybrid", "mrr10_std"], abs=1e-12)
+
+
+def test_table6_counts_every_test_user_once(demo_run):
+    table6 = pd.read_csv(demo_run / "results/tables/table6.csv")
+    assert set(table6["category"]) == {"linrec", "fmlp", "both", "neither"}
+    assert table6["users"].sum() == pd.read_csv(demo_run / "results/tables/table4.csv")["users"][0]
+
+
+def test_an_unchanged_rerun_has_nothing_to_do(demo_run):
+    result = snakemake(demo_run, "-n", "--configfile", "config/demo.yaml")
+    assert result.returncode == 0
+    assert "Nothing to be done" in result.stdout + result.stderr
+
+
+def test_a_new_search_budget_reruns_only_the_search_and_what_follows(demo_run):
+    (demo_run / "budget.yaml").write_text("gate_search:\n  trials: 40\n")
+    result = snakemake(demo_run, "-n", "--configfile", "config/demo.yaml", "budget.yaml")
+    assert result.returncode == 0
+    jobs = result.stdout
+    for rule in ("gate_search_shard", "gate_search_gather", "fusion", "hybrid_tables"):
+        assert f"rule {rule}:" in jobs
+    for rule in ("preprocess", "train", "evaluate", "align", "features", "shap"):
+        assert f"rule {rule}:" not in jobs
