@@ -218,6 +218,28 @@ def test_config_change_starts_fresh(tmp_path: Path, caplog: pytest.LogCaptureFix
     results_equal(result, fresh_result)
 
 
+def test_raising_the_epoch_budget_continues_the_same_run(tmp_path: Path) -> None:
+    run(tmp_path / "x", config(epochs=2))
+    model, result = run(tmp_path / "x", config(epochs=4))
+    assert result.resumed_from_epoch == 2
+    straight, straight_result = run(tmp_path / "y", config(epochs=4))
+    assert_same_weights(model, straight)
+    results_equal(result, straight_result)
+
+
+def test_lowering_the_epoch_budget_stops_at_it_or_starts_afresh(tmp_path: Path) -> None:
+    run(tmp_path / "x", config(epochs=3))
+    # a budget at the checkpoint's epoch ends the run where it is
+    model, result = run(tmp_path / "x", config(epochs=3, patience=1_000))
+    assert result.resumed_from_epoch == 3 and result.epochs_run == 3
+    # a budget below it cannot be honoured by that trajectory: a fresh run, equal to a straight one
+    model, result = run(tmp_path / "x", config(epochs=2))
+    straight, straight_result = run(tmp_path / "y", config(epochs=2))
+    assert result.resumed_from_epoch == 0
+    assert_same_weights(model, straight)
+    results_equal(result, straight_result)
+
+
 def test_training_learns(tmp_path: Path) -> None:
     before = validate(fresh_model().eval())["mrr"]
     _, result = run(tmp_path, config(epochs=6, lr=1e-2, loss="ce"))

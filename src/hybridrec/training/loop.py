@@ -26,7 +26,7 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -53,6 +53,9 @@ from hybridrec.training.checkpoint import (
 LOSSES: tuple[str, ...] = ("ce", "bce")
 # Fields that change neither the weights nor the metrics: left out of the resume hash.
 _COSMETIC_FIELDS = frozenset({"log_every", "progress"})
+# Budgets only decide where the same trajectory stops, so a checkpoint stays valid when they
+# change: raising one continues the run, lowering one ends it at the new limit.
+_BUDGET_FIELDS = frozenset({"epochs", "patience"})
 
 Validate = Callable[[nn.Module], Mapping[str, float]]
 StepHook = Callable[[int, int], None]
@@ -125,8 +128,9 @@ class TrainConfig:
                       **overrides})
 
     def resume_key(self) -> dict[str, Any]:
-        """The fields hashed into a checkpoint (all but the cosmetic ones)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in _COSMETIC_FIELDS}
+        """The fields hashed into a checkpoint (all but the cosmetic and the budget ones)."""
+        skip = _COSMETIC_FIELDS | _BUDGET_FIELDS
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in skip}
 
 
 @dataclass
@@ -282,6 +286,16 @@ def train(model: nn.Module, data: Sequences, config: TrainConfig, *,
         torch.set_num_threads(previous_threads)
 
 
+def _stop_epoch(history: Sequence[Mapping[str, Any]], config: TrainConfig) -> int | None:
+    """The epoch at which a run with this history stops under ``config``'s budgets, if any."""
+    bad = 0
+    for row in history:
+        bad = 0 if row["improved"] else bad + 1
+        if bad >= config.patience or row["epoch"] >= config.epochs:
+            return int(row["epoch"])
+    return None
+
+
 def _train(model: nn.Module, data: Sequences, config: TrainConfig, *, checkpoint_dir: Path,
            history_path: str | os.PathLike[str] | None, log: logging.Logger,
            validate: Validate | None, model_spec: Mapping[str, Any] | None,
@@ -307,12 +321,21 @@ def _train(model: nn.Module, data: Sequences, config: TrainConfig, *, checkpoint
         ckpt = None
         last_path.unlink(missing_ok=True)
         best_path.unlink(missing_ok=True)
+    if ckpt is not None and (stop := _stop_epoch(ckpt["state"]["history"], config)) is not None \
+            and stop < ckpt["state"]["epoch"]:
+        log.warning("%s has trained past where epochs=%d, patience=%d stop (epoch %d): "
+                    "starting afresh", last_path, config.epochs, config.patience, stop)
+        ckpt = None
+        last_path.unlink(missing_ok=True)
+        best_path.unlink(missing_ok=True)
     if ckpt is not None:
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         state = _State(**ckpt["state"])
         restore_rng_state(ckpt["rng"], generator)
         resumed_from = state.epoch
+        state.stopped_early = state.bad_epochs >= config.patience  # under the current budget
+        state.finished = state.stopped_early or state.epoch >= config.epochs
         log.info("resuming from %s after epoch %d", last_path, state.epoch)
     else:
         best_path.unlink(missing_ok=True)
