@@ -7,14 +7,18 @@ config/, envs/), so the repository's own results/ is never touched.
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from hybridrec.evaluation.metrics import per_user_metrics
 
@@ -137,3 +141,39 @@ def test_a_new_search_budget_reruns_only_the_search_and_what_follows(demo_run):
         assert f"rule {rule}:" in jobs
     for rule in ("preprocess", "train", "evaluate", "align", "features", "shap"):
         assert f"rule {rule}:" not in jobs
+
+
+def test_training_killed_mid_epoch_resumes_to_identical_weights(demo_run, tmp_path):
+    """SIGKILL the whole snakemake process during epoch 3 of FMLP-Rec, rerun, compare weights."""
+    workdir = tmp_path / "killed"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    shutil.rmtree(workdir / "results/models/demo/fmlp")
+    target = "results/models/demo/fmlp/model.pt"
+    log = workdir / "logs/train/demo/fmlp.log"
+    log.unlink()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile",
+         "config/demo.yaml"], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True)
+    deadline = time.monotonic() + 600
+    while not (log.exists() and "epoch 2/" in log.read_text()):
+        assert process.poll() is None, "training ended before epoch 2"
+        assert time.monotonic() < deadline, "training never reached epoch 2"
+        time.sleep(0.2)
+    time.sleep(1.0)  # inside epoch 3
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (workdir / target).exists()
+
+    # what a user does after a kill: release Snakemake's lock, then rerun the incomplete job
+    assert snakemake(workdir, "--unlock", "--configfile", "config/demo.yaml").returncode == 0
+    result = snakemake(workdir, target, "--rerun-incomplete", "--cores", "2", "--configfile",
+                       "config/demo.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "resum" in log.read_text().lower()
+    resumed = torch.load(workdir / target, weights_only=True)
+    uninterrupted = torch.load(demo_run / target, weights_only=True)
+    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
+    assert resumed["best_metrics"] == uninterrupted["best_metrics"]
+    for name, tensor in uninterrupted["state_dict"].items():
+        assert torch.equal(resumed["state_dict"][name], tensor), name

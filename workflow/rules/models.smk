@@ -25,7 +25,7 @@ rule train:
         "benchmarks/out/train/{dataset}/{model}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=8000,
         runtime=720,
@@ -55,7 +55,7 @@ rule evaluate:
         "benchmarks/out/evaluate/{dataset}/{model}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
-    threads: workflow.cores
+    threads: 8
     resources:
         mem_mb=8000,
     script:
