@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hybridrec.data.candidates import SAMPLED_PROTOCOLS, candidates_table, protocol_rng
-from hybridrec.data.preprocess import Interactions, PreprocessConfig, build_interactions
+from hybridrec.data.preprocess import PreprocessConfig, build_interactions
 from hybridrec.data.split import leave_one_out_split, sequences_table
 from hybridrec.data.stats import dataset_stats
 from hybridrec.io import write_json, write_parquet, write_table
@@ -97,19 +97,3 @@ def read_negatives(path: str | Path) -> np.ndarray:
     column: pa.ListArray = table.column("negatives").combine_chunks()
     return column.flatten().to_numpy().reshape(table.num_rows, -1).astype(np.int64)
 
-
-def read_interactions_back(root: str | Path) -> Interactions:
-    """Rebuild the flat interaction arrays from a dataset folder (for tests and diagnostics)."""
-    files = dataset_files(root)
-    seqs = pq.read_table(files["sequences"])
-    items = seqs.column("items").combine_chunks()
-    lengths = np.diff(items.offsets.to_numpy())
-    users = np.repeat(seqs.column("user").to_numpy(), lengths).astype(np.int32)
-    times = seqs.column("timestamps").combine_chunks()
-    return Interactions(
-        users=users,
-        items=items.flatten().to_numpy(),
-        timestamps=None if times.null_count == len(times) else times.flatten().to_numpy(),
-        user_ids=pd.read_parquet(files["user_ids"]),
-        item_ids=pd.read_parquet(files["item_ids"]),
-    )
