@@ -345,3 +345,18 @@ def test_models_follow_the_input_device_and_dtype() -> None:
         seq = left_padded([12, 3]).to(device)
         hidden = model(seq)
         assert hidden.device.type == device and hidden.dtype == torch.float64
+
+
+def test_dropout_keeps_one_minus_p_and_preserves_the_mean() -> None:
+    from hybridrec.models.layers import Dropout
+
+    torch.manual_seed(0)
+    x = torch.ones(400, 50, 64)
+    layer = Dropout(0.3).train()
+    y = layer(x)
+    kept = y != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.005
+    assert torch.allclose(y[kept], torch.full_like(y[kept], 1 / 0.7))
+    assert abs(y.mean().item() - 1.0) < 0.01
+    assert torch.equal(layer.eval()(x), x)
+    assert torch.equal(Dropout(0.0).train()(x), x)

@@ -21,6 +21,7 @@ from hybridrec.models import register_model
 from hybridrec.models.base import SequentialRecommender, check_hyperparameters
 from hybridrec.models.layers import (
     INIT_STD,
+    Dropout,
     FeedForward,
     LayerNorm,
     SequenceEmbedding,
@@ -91,7 +92,7 @@ class FilterLayer(nn.Module):
         self.complex_weight = nn.Parameter(
             torch.randn(1, max_len // 2 + 1, hidden_size, 2) * INIT_STD
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = LayerNorm(hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, N, d)

@@ -24,6 +24,30 @@ class LayerNorm(nn.LayerNorm):
         super().__init__(hidden_size, eps=eps)
 
 
+class Dropout(nn.Module):
+    """Inverted dropout: keep each element with probability 1 - p and scale it by 1 / (1 - p).
+
+    Same distribution as ``nn.Dropout``, drawn as one uniform tensor and a comparison: torch's
+    CPU kernel draws with ``bernoulli_``, which at FMLP-Rec's shapes (256 x 50 x 64) is 2.5x
+    slower forward and backward, and FMLP-Rec spends a quarter of a CPU step in dropout.
+    """
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        if not 0.0 <= p < 1.0:
+            raise ValueError(f"dropout probability must be in [0, 1), got {p}")
+        self.p = p
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = torch.rand_like(x) >= self.p
+        return x * keep * (1.0 / (1.0 - self.p))
+
+    def extra_repr(self) -> str:
+        return f"p={self.p}"
+
+
 class FeedForward(nn.Module):
     """Position-wise FFN sublayer: ``LayerNorm(x + dropout(W2 gelu(W1 x)))``, d -> inner -> d.
 
@@ -35,7 +59,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.dense_1 = nn.Linear(hidden_size, inner_size)
         self.dense_2 = nn.Linear(inner_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = LayerNorm(hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, N, d)
@@ -59,7 +83,7 @@ class SequenceEmbedding(nn.Module):
         self.item_embeddings = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
         self.position_embeddings = nn.Embedding(max_len, hidden_size)
         self.norm = LayerNorm(hidden_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
 
     def forward(self, seq: Tensor) -> Tensor:  # seq: (B, n) int64, left-padded with 0
         n = seq.shape[1]
@@ -121,7 +145,7 @@ class SelfAttentionSublayer(nn.Module):
         self.key = nn.Linear(hidden_size, hidden_size)
         self.value = nn.Linear(hidden_size, hidden_size)
         self.dense = nn.Linear(hidden_size, hidden_size)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.norm = LayerNorm(hidden_size)
 
     def mix(self, q: Tensor, k: Tensor, v: Tensor, keep: Tensor) -> Tensor:

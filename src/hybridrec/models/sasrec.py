@@ -18,6 +18,7 @@ from torch import Tensor, nn
 from hybridrec.models import register_model
 from hybridrec.models.base import SequentialRecommender, check_hyperparameters
 from hybridrec.models.layers import (
+    Dropout,
     FeedForward,
     SelfAttentionSublayer,
     SequenceEmbedding,
@@ -93,7 +94,7 @@ class SoftmaxSelfAttention(SelfAttentionSublayer):
     def __init__(self, hidden_size: int, n_heads: int, dropout: float,
                  attn_dropout: float) -> None:
         super().__init__(hidden_size, n_heads, dropout)
-        self.attn_dropout = nn.Dropout(attn_dropout)
+        self.attn_dropout = Dropout(attn_dropout)
         self.use_sdpa = True
 
     def mix(self, q: Tensor, k: Tensor, v: Tensor, keep: Tensor) -> Tensor:
