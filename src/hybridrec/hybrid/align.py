@@ -109,7 +109,7 @@ def align_branches(exports: Mapping[str, pd.DataFrame],
     lists = np.full((len(users), len(branches), k), PAD, dtype=np.int64)
     scores = np.full((len(users), len(branches), k), np.nan, dtype=np.float64)
     for b, (part, row) in enumerate(zip(parts, rows, strict=True)):
-        branch_lists, branch_scores = _pad(vocab_index.get_indexer(part.items), part.scores,
+        branch_lists, branch_scores = pad_lists(vocab_index.get_indexer(part.items), part.scores,
                                            part.offsets, k)
         lists[:, b], scores[:, b] = branch_lists[row], branch_scores[row]
     target = vocab_index.get_indexer(targets[0]).astype(np.int64)
@@ -208,8 +208,9 @@ def _check_targets(users: np.ndarray, targets: Sequence[np.ndarray], branches: S
                 f"{int(differ.sum())} user(s); first (user: target vs target): {shown}")
 
 
-def _pad(items: np.ndarray, scores: np.ndarray, offsets: np.ndarray,
-         k: int) -> tuple[np.ndarray, np.ndarray]:
+def pad_lists(items: np.ndarray, scores: np.ndarray, offsets: np.ndarray,
+              k: int) -> tuple[np.ndarray, np.ndarray]:
+    """CSR lists (flat items and scores, offsets) as (U, k) arrays padded with PAD and NaN."""
     lengths = np.diff(offsets)
     row = np.repeat(np.arange(len(lengths)), lengths)
     col = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)

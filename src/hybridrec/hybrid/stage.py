@@ -19,7 +19,14 @@ import pyarrow.parquet as pq
 
 from hybridrec.errors import HybridrecError
 from hybridrec.export import read_predictions
-from hybridrec.hybrid.align import PAD, AlignedLists, align_branches, align_sequences, target_ranks
+from hybridrec.hybrid.align import (
+    PAD,
+    AlignedLists,
+    align_branches,
+    align_sequences,
+    pad_lists,
+    target_ranks,
+)
 from hybridrec.hybrid.evaluate import evaluate_hybrid
 from hybridrec.hybrid.features import (
     FEATURES,
@@ -75,6 +82,12 @@ def align_exports(prediction_paths: Mapping[str, str | Path], dataset: str,
     return aligned
 
 
+def _list_column(values: np.ndarray, present: np.ndarray) -> pa.ListArray:
+    """Rows of a (U, k) array as an Arrow list column, keeping only the ``present`` entries."""
+    offsets = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[present]))
+
+
 def aligned_table(aligned: AlignedLists) -> pa.Table:
     """AlignedLists as Parquet columns in original ids: user, target, <branch>_items/_scores."""
     vocabulary = aligned.vocabulary
@@ -83,13 +96,10 @@ def aligned_table(aligned: AlignedLists) -> pa.Table:
         "target": pa.array(vocabulary[aligned.target]),
     }
     for b, branch in enumerate(aligned.branches):
-        lists, scores = aligned.lists[:, b], aligned.scores[:, b]
+        lists = aligned.lists[:, b]
         present = lists != PAD
-        offsets = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int32)
-        columns[f"{branch}_items"] = pa.ListArray.from_arrays(
-            pa.array(offsets), pa.array(vocabulary[lists[present]]))
-        columns[f"{branch}_scores"] = pa.ListArray.from_arrays(
-            pa.array(offsets), pa.array(scores[present]))
+        columns[f"{branch}_items"] = _list_column(vocabulary[np.maximum(lists, 0)], present)
+        columns[f"{branch}_scores"] = _list_column(aligned.scores[:, b], present)
     return pa.table(columns)
 
 
@@ -108,14 +118,11 @@ def read_aligned(path: str | Path, branches: Sequence[str]) -> AlignedLists:
     lists = np.full((len(users), len(branches), k), PAD, dtype=np.int64)
     scores = np.full((len(users), len(branches), k), np.nan)
     for b, branch in enumerate(branches):
-        offsets = flat[branch].offsets.to_numpy().astype(np.int64)
-        lengths = np.diff(offsets)
-        rows = np.repeat(np.arange(len(users)), lengths)
-        cols = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
         items = flat[branch].flatten().to_numpy(zero_copy_only=False)
-        lists[rows, b, cols] = np.searchsorted(vocabulary, items)
-        score_column = table.column(f"{branch}_scores").combine_chunks()
-        scores[rows, b, cols] = score_column.flatten().to_numpy(zero_copy_only=False)
+        scores_flat = table.column(f"{branch}_scores").combine_chunks().flatten().to_numpy(
+            zero_copy_only=False)
+        lists[:, b], scores[:, b] = pad_lists(np.searchsorted(vocabulary, items), scores_flat,
+                                              flat[branch].offsets.to_numpy().astype(np.int64), k)
     return AlignedLists(tuple(branches), users, vocabulary, lists, scores,
                         np.searchsorted(vocabulary, targets).astype(np.int64))
 
@@ -276,15 +283,12 @@ def fused_lists_table(test: AlignedLists, weights: np.ndarray, noise: float,
     """The hybrid's fused test lists for every fusion seed, in original ids (for audits)."""
     fused = np.concatenate([fuse(test.lists[..., :TOP_N], weights, TOP_N, noise, seed)
                             for seed in fusion_seeds])  # (S * U, TOP_N)
-    present = fused != PAD
-    offsets = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int32)
     repeats = len(fusion_seeds)
     return pa.table({
         "seed": pa.array(np.repeat(np.asarray(fusion_seeds, dtype=np.int64), test.n_users)),
         "user": pa.array(np.tile(test.users, repeats)),
         "target": pa.array(np.tile(test.vocabulary[test.target], repeats)),
-        "items": pa.ListArray.from_arrays(pa.array(offsets),
-                                          pa.array(test.vocabulary[fused[present]])),
+        "items": _list_column(test.vocabulary[np.maximum(fused, 0)], fused != PAD),
     })
 
 
