@@ -16,12 +16,19 @@ INIT_STD = 0.02
 class LayerNorm(nn.LayerNorm):
     """LayerNorm with eps 1e-12: ``(x - mean) / sqrt(var + eps) * w + b``, biased variance.
 
-    torch's kernel computes exactly the official FMLP-Rec/RecBole formula; only the default eps
-    differs from torch's 1e-5.
+    The official FMLP-Rec/RecBole formula; only the default eps differs from torch's 1e-5. The
+    affine step is applied outside torch's kernel: on the CPU its fused backward sums the
+    gradients of ``w`` and ``b`` in per-thread chunks, so they depended on the thread count
+    and ``--cores 1`` and ``--cores 8`` trained different weights; autograd's sums of the
+    separate ``addcmul`` do not.
     """
 
     def __init__(self, hidden_size: int, eps: float = LAYER_NORM_EPS) -> None:
         super().__init__(hidden_size, eps=eps)
+
+    def forward(self, x: Tensor) -> Tensor:
+        normalized = F.layer_norm(x, self.normalized_shape, None, None, self.eps)
+        return torch.addcmul(self.bias, normalized, self.weight)
 
 
 class Dropout(nn.Module):
