@@ -1,18 +1,20 @@
+from hybridrec.devices import claim_device
 from hybridrec.logsetup import configure_logging
 from hybridrec.training.run import save_model, train_on_dataset
 from hybridrec.training.settings import ModelSettings
 
 configure_logging(snakemake.log[0])
 settings = ModelSettings(**snakemake.params.settings)
-model, result = train_on_dataset(
-    root=snakemake.params.root,
-    settings=settings,
-    seed=snakemake.params.seed,
-    device=snakemake.params.device,
-    bf16=snakemake.params.bf16,
-    protocol=snakemake.params.protocol,
-    eval_batch_size=snakemake.params.eval_batch_size,
-    checkpoint_dir=snakemake.params.checkpoints,
-    history_path=snakemake.output.history,
-)
+with claim_device(snakemake.params.device) as device:
+    model, result = train_on_dataset(
+        root=snakemake.params.root,
+        settings=settings,
+        seed=snakemake.params.seed,
+        device=str(device),
+        bf16=snakemake.params.bf16,
+        protocol=snakemake.params.protocol,
+        eval_batch_size=snakemake.params.eval_batch_size,
+        checkpoint_dir=snakemake.params.checkpoints,
+        history_path=snakemake.output.history,
+    )
 save_model(model, settings, result, snakemake.output.model)
