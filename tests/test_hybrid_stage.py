@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
+import pytest
 import pyarrow.parquet as pq
 
 from hybridrec.hybrid.align import PAD, AlignedLists
@@ -26,3 +28,23 @@ def test_aligned_lists_round_trip_through_parquet(tmp_path):
                                   np.where(lists == PAD, -1, vocabulary[lists]))
     np.testing.assert_array_equal(back.scores, scores)
     np.testing.assert_array_equal(back.users, aligned.users)
+
+
+def test_a_branch_that_never_wins_stops_the_gate_with_one_clear_message(tmp_path):
+    from hybridrec.errors import HybridrecError
+    from hybridrec.hybrid.features import FEATURES
+    from hybridrec.hybrid.stage import write_shap
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(rng.random((50, len(FEATURES))), columns=list(FEATURES))
+    frame["eligible"] = True
+    frame["best_branch"] = 1  # fmlp is better for every user: linrec never wins
+    features = tmp_path / "valid.parquet"
+    frame.to_parquet(features)
+    summary = tmp_path / "shap.json"
+    with pytest.raises(HybridrecError) as error:
+        write_shap(features, ["linrec", "fmlp"], 3, 0, summary, tmp_path / "fig.png", "t")
+    message = str(error.value)
+    assert str(features) in message
+    assert "fmlp is the better branch for every one of the 50 users" in message
+    assert not summary.exists() and not (tmp_path / "fig.png").exists()

@@ -82,7 +82,7 @@ def test_rating_threshold_and_k_core():
 
 def test_filtering_everything_away_is_an_error():
     raw = raw_frame([1, 1, 1], [1, 2, 3], [1, 2, 3], [1.0, 1.0, 1.0])
-    with pytest.raises(HybridrecError, match="no interactions left"):
+    with pytest.raises(HybridrecError, match="no user has 3 or more interactions"):
         build_interactions(raw, PreprocessConfig(min_rating=4))
 
 

@@ -1,10 +1,18 @@
-"""Logging for Snakemake scripts: everything goes to the rule's log file (and stderr)."""
+"""Logging for Snakemake scripts: everything goes to the rule's log file (and stderr).
+
+A script that fails on purpose (a :class:`~hybridrec.errors.HybridrecError`: bad input, a
+checksum mismatch) ends with its one message as the log's last line, no traceback; anything else
+is logged with its traceback.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
 from pathlib import Path
+from types import TracebackType
+
+from hybridrec.errors import HybridrecError
 
 
 def configure_logging(log_path: str | Path | None, level: int = logging.INFO) -> logging.Logger:
@@ -16,4 +24,14 @@ def configure_logging(log_path: str | Path | None, level: int = logging.INFO) ->
     logging.basicConfig(level=level, handlers=handlers, force=True,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
     return logging.getLogger()
+
+
+def _log_uncaught(kind: type[BaseException], error: BaseException,
+                  traceback: TracebackType | None) -> None:
+    log = logging.getLogger("hybridrec")
+    if issubclass(kind, HybridrecError):
+        log.error("%s", error)
+    else:
+        log.critical("unexpected %s", kind.__name__, exc_info=(kind, error, traceback))

@@ -99,7 +99,10 @@ def build_interactions(raw: pd.DataFrame, config: PreprocessConfig) -> Interacti
                  dropped_users, config.min_length)
     frame = frame[~short]
     if frame.empty:
-        raise HybridrecError("no interactions left after filtering (check preprocess settings)")
+        raise HybridrecError(
+            f"no user has {config.min_length} or more interactions after filtering "
+            f"({dropped_users} users dropped): nothing to split; check the dataset's "
+            f"preprocess settings (min_length, min_rating, user_core, item_core)")
 
     user_ids, users = contiguous_ids(frame["user"], "user")
     item_ids, items = contiguous_ids(frame["item"], "item")

@@ -175,13 +175,28 @@ def winners_table(datasets: Sequence[str], feature_paths: Sequence[str | Path]) 
 # ----------------------------------------------------------------------------------- SHAP
 
 
-def write_shap(features_path: str | Path, n_branches: int, top_k: int, seed: int,
+def require_both_labels(best_branch: np.ndarray, branches: Sequence[str],
+                        where: str | Path) -> None:
+    """Refuse a gate whose training labels are all one branch: it would have nothing to learn."""
+    winners = np.unique(best_branch)
+    if len(winners) < 2:
+        only = branches[int(winners[0])] if len(winners) else None
+        detail = (f"{only} is the better branch for every one of the {len(best_branch)} users "
+                  f"with a hit, so the gate's labels are all one class" if only is not None
+                  else "no user has the target in any branch's top 10")
+        raise HybridrecError(
+            f"{where}: {detail}; a gate has nothing to learn. Check the other branches' "
+            f"exports, or fuse branches that each win for some users (hybrid.branches)")
+
+
+def write_shap(features_path: str | Path, branches: Sequence[str], top_k: int, seed: int,
                summary_path: str | Path, figure_path: str | Path, title: str) -> None:
     """Explain a gate trained on all six features (eligible validation rows); keep the top k."""
     frame = pd.read_parquet(features_path)
     rows = frame[frame["eligible"]]
+    require_both_labels(rows["best_branch"].to_numpy(), branches, features_path)
     _, result = shap_importance(rows.loc[:, list(FEATURES)], rows["best_branch"].to_numpy(),
-                                n_branches, seed=seed)
+                                len(branches), seed=seed)
     importance = result.importance()
     selected = result.top_features(top_k)
     log.info("mean |SHAP|: %s; selected %s",
