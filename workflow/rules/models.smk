@@ -29,6 +29,8 @@ rule train:
     resources:
         mem_mb=8000,
         runtime=720,
+        # counted against `--resources gpu=N`; the job claims a distinct device itself
+        gpu=0 if config["training"]["device"] == "cpu" else 1,
     script:
         "../scripts/train.py"
 
@@ -66,7 +68,13 @@ rule learning_curve:
     input:
         "results/models/{dataset}/{model}/history.parquet",
     output:
-        "results/figures/learning_curve_{dataset}_{model}.png",
+        report(
+            "results/figures/learning_curve_{dataset}_{model}.png",
+            caption="../report/learning_curve.rst",
+            category="Training",
+            subcategory="{dataset}",
+            labels={"dataset": "{dataset}", "model": "{model}"},
+        ),
     params:
         protocol=config["evaluation"]["protocol"],
         version=PACKAGE_VERSION,
@@ -89,9 +97,15 @@ rule model_tables:
             "results/metrics/{dataset}/{model}.json", dataset=DATASETS, model=MODELS
         ),
     output:
-        table1="results/tables/table1.csv",
-        table2="results/tables/table2.csv",
-        table3="results/tables/table3.csv",
+        table1=report(
+            "results/tables/table1.csv", caption="../report/table1.rst", category="Tables"
+        ),
+        table2=report(
+            "results/tables/table2.csv", caption="../report/table2.rst", category="Tables"
+        ),
+        table3=report(
+            "results/tables/table3.csv", caption="../report/table3.rst", category="Tables"
+        ),
     params:
         protocol=config["evaluation"]["protocol"],
         paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
