@@ -30,3 +30,18 @@ def raw_frame(users, items, timestamps=None, ratings=None) -> pd.DataFrame:
         "timestamp": pd.array(timestamps if timestamps is not None else [pd.NA] * n, dtype="Int64"),
         "rating": pd.array(ratings if ratings is not None else [pd.NA] * n, dtype="Float64"),
     })
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory) -> Path:
+    """The whole demo DAG, run once per session with ``--cores 1`` in a scratch copy.
+
+    Other runs (killed and resumed with ``--cores 8``, submitted through SLURM) are compared
+    with it file by file.
+    """
+    from workflow_helpers import DEMO, copy_workflow, snakemake
+
+    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
+    result = snakemake(workdir, "--cores", "1", *DEMO)
+    assert result.returncode == 0, result.stderr[-4000:]
+    return workdir

@@ -1,52 +1,21 @@
-"""The real DAG: dry run of the default config, lint, and the demo run up to Table V.
+"""The real DAG: dry run of the default config, lint, the demo run up to Table V, partial reruns.
 
-The demo run happens once per session in a scratch copy of the workflow (Snakefile, workflow/,
-config/, envs/), so the repository's own results/ is never touched.
+The demo run (the session fixture ``demo_run`` in conftest.py) happens once per session in a
+scratch copy of the workflow, so the repository's own results/ is never touched.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from workflow_helpers import REPO, copy_workflow, snakemake
 
 from hybridrec.evaluation.metrics import per_user_metrics
 
-REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.integration
-
-
-def snakemake(workdir: Path, *args: str, timeout: int = 1500) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir,
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def copy_workflow(target: Path) -> Path:
-    for name in ("Snakefile", "workflow", "config", "envs"):
-        source = REPO / name
-        if source.is_dir():
-            shutil.copytree(source, target / name)
-        else:
-            shutil.copy(source, target / name)
-    return target
-
-
-@pytest.fixture(scope="module")
-def demo_run(tmp_path_factory) -> Path:
-    workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    result = snakemake(workdir, "--cores", "2", "--configfile", "config/demo.yaml")
-    assert result.returncode == 0, result.stderr[-4000:]
-    return workdir
 
 
 def test_default_config_dry_run_lists_the_whole_dag(tmp_path):
@@ -143,37 +112,40 @@ def test_a_new_search_budget_reruns_only_the_search_and_what_follows(demo_run):
         assert f"rule {rule}:" not in jobs
 
 
-def test_training_killed_mid_epoch_resumes_to_identical_weights(demo_run, tmp_path):
-    """SIGKILL the whole snakemake process during epoch 3 of FMLP-Rec, rerun, compare weights."""
-    workdir = tmp_path / "killed"
-    shutil.copytree(demo_run, workdir, symlinks=True)
-    shutil.rmtree(workdir / "results/models/demo/fmlp")
-    target = "results/models/demo/fmlp/model.pt"
-    log = workdir / "logs/train/demo/fmlp.log"
-    log.unlink()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "snakemake", target, "--cores", "2", "--configfile",
-         "config/demo.yaml"], cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True)
-    deadline = time.monotonic() + 600
-    while not (log.exists() and "epoch 2/" in log.read_text()):
-        assert process.poll() is None, "training ended before epoch 2"
-        assert time.monotonic() < deadline, "training never reached epoch 2"
-        time.sleep(0.2)
-    time.sleep(1.0)  # inside epoch 3
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
-    assert not (workdir / target).exists()
-
-    # what a user does after a kill: release Snakemake's lock, then rerun the incomplete job
-    assert snakemake(workdir, "--unlock", "--configfile", "config/demo.yaml").returncode == 0
-    result = snakemake(workdir, target, "--rerun-incomplete", "--cores", "2", "--configfile",
-                       "config/demo.yaml")
+def dry_run_jobs(workdir, *configfiles: str) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run with these config files would execute."""
+    result = snakemake(workdir, "-n", "--configfile", "config/demo.yaml", *configfiles)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "resum" in log.read_text().lower()
-    resumed = torch.load(workdir / target, weights_only=True)
-    uninterrupted = torch.load(demo_run / target, weights_only=True)
-    assert resumed["best_epoch"] == uninterrupted["best_epoch"]
-    assert resumed["best_metrics"] == uninterrupted["best_metrics"]
-    for name, tensor in uninterrupted["state_dict"].items():
-        assert torch.equal(resumed["state_dict"][name], tensor), name
+    jobs: list[list[str]] = []
+    for line in result.stdout.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
+            jobs.append([stripped.split()[1].rstrip(":"), ""])
+        elif jobs and stripped.startswith("wildcards:"):
+            jobs[-1][1] = stripped.removeprefix("wildcards:").strip()
+    return [(rule, wildcards) for rule, wildcards in jobs]
+
+
+def test_a_new_learning_rate_retrains_that_model_only(demo_run):
+    (demo_run / "lr.yaml").write_text("models:\n  linrec:\n    lr: 0.002\n")
+    jobs = dry_run_jobs(demo_run, "lr.yaml")
+    assert ("train", "dataset=demo, model=linrec") in jobs
+    assert ("evaluate", "dataset=demo, model=linrec") in jobs
+    assert not [job for job in jobs if "model=fmlp" in job[1]], jobs
+    rules = {rule for rule, _ in jobs}
+    assert {"align", "features", "gate_search_shard", "fusion", "hybrid_tables",
+            "model_tables"} <= rules
+    assert "preprocess" not in rules and "table4" not in rules
+
+
+def test_adding_a_dataset_runs_only_that_datasets_chain(demo_run):
+    (demo_run / "more.yaml").write_text(
+        "run:\n  datasets: [demo, demo2]\n"
+        "datasets:\n  demo2:\n    format: demo\n    demo: {users: 300, items: 200, seed: 11}\n")
+    jobs = dry_run_jobs(demo_run, "more.yaml")
+    per_dataset = [(rule, wc) for rule, wc in jobs if "dataset=" in wc]
+    assert per_dataset and all("dataset=demo2" in wc for _, wc in per_dataset), per_dataset
+    assert {"preprocess", "train", "evaluate", "align", "fusion"} <= {r for r, _ in per_dataset}
+    # the tables that list every dataset are rebuilt; nothing of demo's own chain is
+    assert {rule for rule, wc in jobs if not wc} <= {"table4", "model_tables", "hybrid_tables",
+                                                     "all"}

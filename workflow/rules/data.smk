@@ -73,7 +73,7 @@ rule table4:
     input:
         expand("results/data/{dataset}/stats.json", dataset=DATASETS),
     output:
-        "results/tables/table4.csv",
+        report("results/tables/table4.csv", caption="../report/table4.rst", category="Tables"),
     params:
         datasets=DATASETS,
         version=PACKAGE_VERSION,

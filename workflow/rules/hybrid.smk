@@ -59,7 +59,7 @@ rule shap:
             category="Hybrid",
         ),
     params:
-        n_branches=len(BRANCHES),
+        branches=BRANCHES,
         top_k=config["hybrid"]["shap_top_k"],
         seed=config["seed"],
         version=PACKAGE_VERSION,

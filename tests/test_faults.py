@@ -1,0 +1,151 @@
+"""Faults: kills mid-run lose nothing; bad inputs end with one clear message each.
+
+The README's operations section lists each fault, what the user sees and what is preserved;
+every row is one of these tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.server
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from workflow_helpers import DEMO, copy_workflow, result_digests, snakemake
+
+pytestmark = pytest.mark.integration
+
+
+def _wait_for_text(path: Path, text: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not (path.exists() and text in path.read_text()):
+        assert process.poll() is None, f"the run ended before {path.name} showed {text!r}"
+        assert time.monotonic() < deadline, f"{path.name} never showed {text!r}"
+        time.sleep(0.2)
+
+
+def _children_running(script: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-f", script], capture_output=True, text=True).stdout
+    return [int(pid) for pid in found.split()]
+
+
+def test_kills_mid_run_resume_to_the_results_of_a_clean_run(demo_run, tmp_path):
+    """Kill one training job, then the whole snakemake process, under --cores 8; compare.
+
+    1. SIGKILL the FMLP-Rec training process inside epoch 3: Snakemake reports the job failed.
+    2. Rerun (the default profile has rerun-incomplete); during LinRec's training, SIGKILL the
+       snakemake process group: snakemake and its jobs die at once, mid-DAG.
+    3. `--unlock`, rerun to the end. Every result file equals the clean `--cores 1` run's.
+    """
+    workdir = copy_workflow(tmp_path)
+    command = [sys.executable, "-m", "snakemake", "--cores", "8", *DEMO]
+    fmlp_log = workdir / "logs/train/demo/fmlp.log"
+    linrec_log = workdir / "logs/train/demo/linrec.log"
+
+    first = subprocess.Popen(command + ["--set-threads", "train=8"], cwd=workdir,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                             start_new_session=True)
+    _wait_for_text(fmlp_log, "epoch 2/", first, timeout=600)
+    time.sleep(1.0)  # inside epoch 3
+    trainers = _children_running(f"{workdir}/.snakemake/scripts/.*train.py")
+    assert trainers, "no training process to kill"
+    for pid in trainers:
+        os.kill(pid, signal.SIGKILL)
+    assert first.wait(timeout=600) != 0  # snakemake saw its job die
+
+    second = subprocess.Popen(command, cwd=workdir, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, start_new_session=True)
+    _wait_for_text(linrec_log, "epoch 2/", second, timeout=600)
+    os.killpg(second.pid, signal.SIGKILL)
+    second.wait()
+
+    # nothing half-written is readable as complete: every Parquet file present reads in full
+    for path in (workdir / "results").rglob("*.parquet"):
+        pq.read_table(path)
+
+    assert snakemake(workdir, "--unlock", *DEMO).returncode == 0
+    result = snakemake(workdir, "--cores", "8", "--rerun-incomplete", *DEMO)
+    assert result.returncode == 0, result.stderr[-4000:]
+    assert "resuming from" in fmlp_log.read_text()
+    assert result_digests(workdir) == result_digests(demo_run)
+
+
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+
+def _serve(folder: Path) -> tuple[_Server, str]:
+    handler = lambda *a: http.server.SimpleHTTPRequestHandler(*a, directory=str(folder))  # noqa: E731
+    server = _Server(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+def _fmlp_lines(users: int, length: int, offset: int = 0, first_user: int = 1) -> str:
+    """FMLP-Rec's text format: a user id, then that user's item ids in order."""
+    return "".join(
+        " ".join(map(str, [first_user + u, *((u * 7 + i + offset) % 40 + 1 for i in range(length))]))
+        + "\n" for u in range(users))
+
+
+BAD_INPUTS = {
+    # dataset: (file name, content, config lines, what its log's last line must say)
+    "malformed": ("malformed.txt", _fmlp_lines(20, 6) + "21 4 x9 5 6\n", "format: fmlp_txt",
+                  "malformed.txt, line 21"),
+    "truncated": ("ratings.dat", "1::10::5::978300760\n1::11::4::978300761\n2::10::",
+                  "format: movielens_dat", "ratings.dat, line 3"),
+    "empty": ("empty.txt", "", "format: fmlp_txt", "empty.txt"),
+    "tooshort": ("tooshort.txt", _fmlp_lines(20, 1), "format: fmlp_txt",
+                 "no user has 3 or more interactions"),
+}
+
+
+def test_bad_inputs_each_end_with_one_message_and_keep_going(tmp_path):
+    workdir = copy_workflow(tmp_path / "run")
+    inputs = tmp_path / "inputs"
+    served = tmp_path / "served"
+    inputs.mkdir()
+    served.mkdir()
+    for name, content, _, _ in BAD_INPUTS.values():
+        (inputs / name).write_text(content)
+    # 30 users long enough to split, 5 who are too short: dropped and counted, not an error
+    (inputs / "good.txt").write_text(_fmlp_lines(30, 6) + _fmlp_lines(5, 2, first_user=31))
+    # a download whose bytes are not the ones the checksum describes
+    (served / "corrupted.txt").write_text(_fmlp_lines(30, 6, offset=1))
+    expected = hashlib.sha256(_fmlp_lines(30, 6).encode()).hexdigest()
+    server, url = _serve(served)
+
+    entries = [f"  {name}:\n    {fmt}\n    path: {inputs / file}\n"
+               for name, (file, _, fmt, _) in BAD_INPUTS.items()]
+    entries.append(f"  good:\n    format: fmlp_txt\n    path: {inputs / 'good.txt'}\n")
+    entries.append(f"  corrupted:\n    format: fmlp_txt\n    url: {url}/corrupted.txt\n"
+                   f"    checksum: sha256:{expected}\n")
+    names = [*BAD_INPUTS, "good", "corrupted"]
+    (workdir / "bad.yaml").write_text(
+        f"run:\n  datasets: [{', '.join(names)}]\ndatasets:\n" + "".join(entries))
+    try:
+        result = snakemake(workdir, "--cores", "2", "--keep-going", *DEMO, "bad.yaml",
+                           *[f"results/data/{name}/stats.json" for name in names], timeout=600)
+    finally:
+        server.shutdown()
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+
+    stats = workdir / "results/data/good/stats.json"  # --keep-going ran it to the end
+    assert json.loads(stats.read_text())["dropped_users"] == 5
+    for name, (_, _, _, message) in BAD_INPUTS.items():
+        last = (workdir / f"logs/preprocess/{name}.log").read_text().strip().splitlines()[-1]
+        assert "ERROR" in last and message in last, (name, last)
+        assert not list((workdir / f"results/data/{name}").rglob("*.parquet")), name
+    download_log = (workdir / "logs/download/corrupted/corrupted.txt.log").read_text()
+    assert "checksum" in download_log.lower() and expected in download_log
+    assert not list((workdir / "resources/corrupted").rglob("corrupted.txt"))
+    assert "Traceback" not in output

@@ -1,0 +1,76 @@
+"""The demo DAG through `snakemake --profile profiles/slurm` on a real single-node SLURM cluster.
+
+The cluster (tests/slurm_cluster.py) is started by the test itself; it needs root and Debian's
+SLURM packages (`make system-deps`), and the test skips with the reason where either is missing.
+The cluster has no accounting daemon, so the executor polls with `squeue` (finished jobs stay
+visible for MinJobAge = 300 s).
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+from slurm_cluster import SlurmCluster, unavailable_reason
+from workflow_helpers import DEMO, copy_workflow, result_digests, snakemake
+
+pytestmark = pytest.mark.integration
+
+SUBMITTED = re.compile(r"Job \d+ has been submitted with SLURM jobid (\d+) "
+                       r"\(log: .*?/slurm_logs/rule_([a-z_0-9]+)/")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason is not None:
+        pytest.skip(f"no SLURM cluster: {reason}")
+    pytest.importorskip("snakemake_executor_plugin_slurm",
+                        reason="pip install -e '.[slurm]' for the SLURM executor plugin")
+    slurm = SlurmCluster(tmp_path_factory.mktemp("slurm"))
+    try:
+        slurm.start()
+        yield slurm
+    finally:
+        slurm.stop()
+
+
+def test_demo_dag_runs_as_slurm_jobs(cluster, demo_run, tmp_path, capsys):
+    workdir = copy_workflow(tmp_path)
+    try:
+        result = snakemake(
+            workdir, "--profile", "profiles/slurm", *DEMO,
+            # a test node has few cores: cap every job's cpus-per-task at what it has
+            "--max-threads", str(cluster.cpus),
+            "--slurm-status-command", "squeue", "--slurm-no-account",
+            "--slurm-init-seconds-before-status-checks", "1",
+            "--seconds-between-status-checks", "2",
+            timeout=1200, env=cluster.env)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the SLURM run passed its 20-minute limit\n{cluster.logs()[-4000:]}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-4000:] + cluster.logs()[-2000:]
+
+    jobs = {int(job_id): rule for job_id, rule in SUBMITTED.findall(output)}
+    with capsys.disabled():  # into the CI log
+        print("\nSLURM job ids: " + ", ".join(
+            f"{job_id} ({rule})" for job_id, rule in sorted(jobs.items())))
+    assert "download" not in jobs.values()  # a localrule
+    assert {"preprocess", "train", "evaluate", "align", "fusion", "hybrid_tables"} \
+        <= set(jobs.values())
+
+    # SLURM's own record: every job Snakemake reported ran on the cluster and completed
+    listing = cluster.run("squeue", "--states=all", "--noheader",
+                          "--format=%i %T %b").stdout.split("\n")
+    states = {int(line.split()[0]): line.split()[1:] for line in listing if line.strip()}
+    assert set(jobs) <= set(states), (jobs, states)
+    assert all(states[job_id][0] == "COMPLETED" for job_id in jobs), states
+    for job_id, rule in jobs.items():  # training asked for a GPU, as the profile says
+        if rule == "train":
+            assert "gpu" in states[job_id][1], states[job_id]
+
+    # the cluster run computed exactly what the local --cores 1 run did
+    assert result_digests(workdir) == result_digests(demo_run)
+    assert Path(workdir, "results/tables/table5.csv").exists()

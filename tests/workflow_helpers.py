@@ -1,0 +1,76 @@
+"""Running the real workflow from tests: a scratch copy, a snakemake call, result digests."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "profiles")
+DEMO = ("--configfile", "config/demo.yaml")
+
+# Files that record wall-clock time next to the results, and the fields that hold it.
+TIMED_PARQUET_COLUMNS = {"history.parquet": ("seconds", "train_seconds", "samples_per_s")}
+TIMED_MODEL_KEYS = ("seconds",)
+
+
+def snakemake(workdir: Path, *args: str, timeout: int = 1500,
+              env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "snakemake", *args], cwd=workdir,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+
+
+def copy_workflow(target: Path) -> Path:
+    """The workflow's own files (no results) in ``target``, as a user's clone would have them."""
+    for name in WORKFLOW_FILES:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, target / name)
+        else:
+            shutil.copy(source, target / name)
+    return target
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a result file; for files that also record wall time, of everything else."""
+    if path.name in TIMED_PARQUET_COLUMNS:
+        frame = pd.read_parquet(path).drop(columns=list(TIMED_PARQUET_COLUMNS[path.name]))
+        return hashlib.sha256(pd.util.hash_pandas_object(frame).to_numpy().tobytes()).hexdigest()
+    if path.suffix == ".pt":
+        payload = torch.load(path, weights_only=True)
+        if isinstance(payload, dict):
+            parts = []
+            for key in sorted(payload):
+                if key in TIMED_MODEL_KEYS:
+                    continue
+                value = payload[key]
+                parts.append(f"{key}={_tensor_repr(value)}")
+            return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _tensor_repr(value: object) -> str:
+    if isinstance(value, torch.Tensor):
+        return hashlib.sha256(value.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+                              ).hexdigest() + str(value.dtype) + str(tuple(value.shape))
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k!r}:{_tensor_repr(v)}" for k, v in sorted(value.items(),
+                                                                             key=str)) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_tensor_repr(v) for v in value) + "]"
+    return repr(value)
+
+
+def result_digests(workdir: Path) -> dict[str, str]:
+    """Every file under results/ by relative path, with its digest."""
+    root = workdir / "results"
+    return {str(path.relative_to(root)): _digest(path)
+            for path in sorted(root.rglob("*")) if path.is_file()}
