@@ -14,6 +14,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/models.smk"
 include: "workflow/rules/hybrid.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:

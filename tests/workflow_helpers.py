@@ -46,26 +46,20 @@ def _digest(path: Path) -> str:
         return hashlib.sha256(pd.util.hash_pandas_object(frame).to_numpy().tobytes()).hexdigest()
     if path.suffix == ".pt":
         payload = torch.load(path, weights_only=True)
-        if isinstance(payload, dict):
-            parts = []
-            for key in sorted(payload):
-                if key in TIMED_MODEL_KEYS:
-                    continue
-                value = payload[key]
-                parts.append(f"{key}={_tensor_repr(value)}")
-            return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+        return hashlib.sha256(_canonical(payload).encode()).hexdigest()
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _tensor_repr(value: object) -> str:
+def _canonical(value: object) -> str:
+    """A checkpoint's content as text: tensors by their bytes, wall-time fields left out."""
     if isinstance(value, torch.Tensor):
-        return hashlib.sha256(value.contiguous().view(-1).view(torch.uint8).numpy().tobytes()
-                              ).hexdigest() + str(value.dtype) + str(tuple(value.shape))
+        data = value.detach().contiguous().view(-1).view(torch.uint8).numpy().tobytes()
+        return f"{hashlib.sha256(data).hexdigest()}:{value.dtype}:{tuple(value.shape)}"
     if isinstance(value, dict):
-        return "{" + ",".join(f"{k!r}:{_tensor_repr(v)}" for k, v in sorted(value.items(),
-                                                                             key=str)) + "}"
+        return "{" + ",".join(f"{k!r}:{_canonical(v)}" for k, v in sorted(value.items(), key=str)
+                              if k not in TIMED_MODEL_KEYS) + "}"
     if isinstance(value, list | tuple):
-        return "[" + ",".join(_tensor_repr(v) for v in value) + "]"
+        return "[" + ",".join(_canonical(v) for v in value) + "]"
     return repr(value)
 
 

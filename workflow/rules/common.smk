@@ -1,4 +1,5 @@
 # Config validation, wildcard constraints and the input functions every stage file calls.
+import os
 import re
 from pathlib import Path
 
@@ -71,8 +72,23 @@ def branch_predictions(wildcards):
     ]
 
 
+REPORT_TABLES = [
+    f"results/tables/{name}.csv"
+    for name in ("table1", "table2", "table3", "table4", "table5", "table5_extended", "table6")
+]
+# each table's caption, as the report shows it beside the CSV file
+TABLE_CAPTIONS = {
+    Path(table).name: Path(workflow.basedir, "workflow/report", f"{Path(table).stem}.rst")
+    .read_text()
+    .strip()
+    for table in REPORT_TABLES
+}
+
+
 def all_targets():
     return [
+        "results/report/tables.html",
+        "results/report/config.html",
         "results/tables/table4.csv",
         "results/tables/table5.csv",
         "results/tables/table1.csv",

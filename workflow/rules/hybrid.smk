@@ -204,3 +204,4 @@ rule hybrid_tables:
         mem_mb=1000,
     script:
         "../scripts/hybrid_tables.py"
+

@@ -43,8 +43,9 @@ def evaluate_and_export(*, model_path: str | Path, dataset_root: str | Path, dat
         "model": meta["name"],
         "export_protocol": export_protocol,
         "splits": splits,
-        "training": {key: meta[key] for key in ("best_epoch", "epochs_run", "seconds",
-                                                "best_metrics", "architecture", "training")},
+        # no wall time here: results files are identical run to run (it is in history.parquet)
+        "training": {key: meta[key] for key in ("best_epoch", "epochs_run", "best_metrics",
+                                                "architecture", "training")},
     }
     write_json(report, metrics_path)
     return report
