@@ -37,7 +37,8 @@ def unavailable_reason() -> str | None:
                 "munge slurmctld slurmd slurm-client)")
     for name in ("slurm.conf", "gres.conf"):
         if (SYSTEM_CONF / name).exists():
-            return f"{SYSTEM_CONF / name} exists; refusing to replace a real cluster's configuration"
+            return (f"{SYSTEM_CONF / name} exists; refusing to replace a real cluster's "
+                    "configuration")
     return None
 
 

@@ -50,7 +50,7 @@ def test_kills_mid_run_resume_to_the_results_of_a_clean_run(demo_run, tmp_path):
     fmlp_log = workdir / "logs/train/demo/fmlp.log"
     linrec_log = workdir / "logs/train/demo/linrec.log"
 
-    first = subprocess.Popen(command + ["--set-threads", "train=8"], cwd=workdir,
+    first = subprocess.Popen(command, cwd=workdir,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                              start_new_session=True)
     _wait_for_text(fmlp_log, "epoch 2/", first, timeout=600)
@@ -91,9 +91,9 @@ def _serve(folder: Path) -> tuple[_Server, str]:
 
 def _fmlp_lines(users: int, length: int, offset: int = 0, first_user: int = 1) -> str:
     """FMLP-Rec's text format: a user id, then that user's item ids in order."""
-    return "".join(
-        " ".join(map(str, [first_user + u, *((u * 7 + i + offset) % 40 + 1 for i in range(length))]))
-        + "\n" for u in range(users))
+    lines = [[first_user + u, *((u * 7 + i + offset) % 200 + 1 for i in range(length))]
+             for u in range(users)]
+    return "".join(" ".join(map(str, line)) + "\n" for line in lines)
 
 
 BAD_INPUTS = {
@@ -116,11 +116,11 @@ def test_bad_inputs_each_end_with_one_message_and_keep_going(tmp_path):
     served.mkdir()
     for name, content, _, _ in BAD_INPUTS.values():
         (inputs / name).write_text(content)
-    # 30 users long enough to split, 5 who are too short: dropped and counted, not an error
-    (inputs / "good.txt").write_text(_fmlp_lines(30, 6) + _fmlp_lines(5, 2, first_user=31))
+    # 150 users long enough to split, 5 who are too short: dropped and counted, not an error
+    (inputs / "good.txt").write_text(_fmlp_lines(150, 6) + _fmlp_lines(5, 2, first_user=151))
     # a download whose bytes are not the ones the checksum describes
     (served / "corrupted.txt").write_text(_fmlp_lines(30, 6, offset=1))
-    expected = hashlib.sha256(_fmlp_lines(30, 6).encode()).hexdigest()
+    expected = hashlib.sha256(_fmlp_lines(150, 6).encode()).hexdigest()
     server, url = _serve(served)
 
     entries = [f"  {name}:\n    {fmt}\n    path: {inputs / file}\n"
@@ -132,8 +132,9 @@ def test_bad_inputs_each_end_with_one_message_and_keep_going(tmp_path):
     (workdir / "bad.yaml").write_text(
         f"run:\n  datasets: [{', '.join(names)}]\ndatasets:\n" + "".join(entries))
     try:
-        result = snakemake(workdir, "--cores", "2", "--keep-going", *DEMO, "bad.yaml",
-                           *[f"results/data/{name}/stats.json" for name in names], timeout=600)
+        # targets first: --configfile takes every argument after it
+        result = snakemake(workdir, *[f"results/data/{name}/stats.json" for name in names],
+                           "--cores", "2", "--keep-going", *DEMO, "bad.yaml", timeout=600)
     finally:
         server.shutdown()
     output = result.stdout + result.stderr

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 import pyarrow.parquet as pq
+import pytest
 
 from hybridrec.hybrid.align import PAD, AlignedLists
 from hybridrec.hybrid.stage import aligned_table, read_aligned

@@ -16,9 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "profiles")
 DEMO = ("--configfile", "config/demo.yaml")
 
-# Files that record wall-clock time next to the results, and the fields that hold it.
-TIMED_PARQUET_COLUMNS = {"history.parquet": ("seconds", "train_seconds", "samples_per_s")}
-TIMED_MODEL_KEYS = ("seconds",)
+# Wall-clock fields: in history.parquet's columns and in checkpoints (at any depth).
+TIMED_FIELDS = ("seconds", "train_seconds", "samples_per_s")
 
 
 def snakemake(workdir: Path, *args: str, timeout: int = 1500,
@@ -30,6 +29,7 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1500,
 
 def copy_workflow(target: Path) -> Path:
     """The workflow's own files (no results) in ``target``, as a user's clone would have them."""
+    target.mkdir(parents=True, exist_ok=True)
     for name in WORKFLOW_FILES:
         source = REPO / name
         if source.is_dir():
@@ -41,8 +41,8 @@ def copy_workflow(target: Path) -> Path:
 
 def _digest(path: Path) -> str:
     """SHA-256 of a result file; for files that also record wall time, of everything else."""
-    if path.name in TIMED_PARQUET_COLUMNS:
-        frame = pd.read_parquet(path).drop(columns=list(TIMED_PARQUET_COLUMNS[path.name]))
+    if path.name == "history.parquet":
+        frame = pd.read_parquet(path).drop(columns=list(TIMED_FIELDS))
         return hashlib.sha256(pd.util.hash_pandas_object(frame).to_numpy().tobytes()).hexdigest()
     if path.suffix == ".pt":
         payload = torch.load(path, weights_only=True)
@@ -57,7 +57,7 @@ def _canonical(value: object) -> str:
         return f"{hashlib.sha256(data).hexdigest()}:{value.dtype}:{tuple(value.shape)}"
     if isinstance(value, dict):
         return "{" + ",".join(f"{k!r}:{_canonical(v)}" for k, v in sorted(value.items(), key=str)
-                              if k not in TIMED_MODEL_KEYS) + "}"
+                              if k not in TIMED_FIELDS) + "}"
     if isinstance(value, list | tuple):
         return "[" + ",".join(_canonical(v) for v in value) + "]"
     return repr(value)

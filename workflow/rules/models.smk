@@ -15,6 +15,7 @@ rule train:
         seed=config["seed"],
         device=config["training"]["device"],
         bf16=config["training"]["bf16"],
+        threads=config["training"]["threads"],
         protocol=config["evaluation"]["protocol"],
         eval_batch_size=config["evaluation"]["batch_size"],
         checkpoints=lambda w: f"results/models/{w.dataset}/{w.model}/checkpoints",
@@ -25,7 +26,8 @@ rule train:
         "benchmarks/out/train/{dataset}/{model}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
-    threads: 8
+    # every core: the job computes with training.threads whatever Snakemake reserves
+    threads: workflow.cores
     resources:
         mem_mb=8000,
         runtime=720,
@@ -50,6 +52,7 @@ rule evaluate:
         export_protocol=config["evaluation"]["protocol"],
         topk=config["evaluation"]["topk"],
         batch_size=config["evaluation"]["batch_size"],
+        threads=config["training"]["threads"],
         version=PACKAGE_VERSION,
     log:
         "logs/evaluate/{dataset}/{model}.log",
@@ -57,7 +60,7 @@ rule evaluate:
         "benchmarks/out/evaluate/{dataset}/{model}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
-    threads: 8
+    threads: workflow.cores
     resources:
         mem_mb=8000,
     script:

@@ -12,4 +12,5 @@ evaluate_and_export(
     batch_size=snakemake.params.batch_size,
     metrics_path=snakemake.output.metrics,
     prediction_paths=dict(zip(["valid", "test"], snakemake.output.predictions, strict=True)),
+    threads=snakemake.params.threads,
 )

@@ -16,5 +16,6 @@ with claim_device(snakemake.params.device) as device:
         eval_batch_size=snakemake.params.eval_batch_size,
         checkpoint_dir=snakemake.params.checkpoints,
         history_path=snakemake.output.history,
+        threads=snakemake.params.threads,
     )
 save_model(model, settings, result, snakemake.output.model)

@@ -12,6 +12,7 @@ from hybridrec.data.store import dataset_files
 from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
 from hybridrec.export import write_predictions
 from hybridrec.io import write_json
+from hybridrec.training.loop import available_cores
 from hybridrec.training.run import load_model
 
 log = logging.getLogger(__name__)
@@ -20,8 +21,13 @@ log = logging.getLogger(__name__)
 def evaluate_and_export(*, model_path: str | Path, dataset_root: str | Path, dataset: str,
                         protocols: Sequence[str], export_protocol: str, k: int, batch_size: int,
                         metrics_path: str | Path,
-                        prediction_paths: Mapping[str, str | Path]) -> dict:
-    """Rank valid and test targets under each protocol; write metrics and the top-k exports."""
+                        prediction_paths: Mapping[str, str | Path], threads: int = 0) -> dict:
+    """Rank valid and test targets under each protocol; write metrics and the top-k exports.
+
+    ``threads`` CPU threads (0: every core this process may use), fixed by the config rather
+    than by the cores Snakemake reserved, so the exported scores do not depend on ``--cores``.
+    """
+    torch.set_num_threads(threads or available_cores())
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model, meta = load_model(model_path, device)
     files = dataset_files(dataset_root)

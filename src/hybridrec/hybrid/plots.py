@@ -28,12 +28,21 @@ def normalised_length(lengths: np.ndarray) -> np.ndarray:
 
 
 def plot_shap_beeswarm(explanation: shap.Explanation, path: str | os.PathLike[str],
-                       title: str = "", max_display: int = 10) -> None:
-    """SHAP beeswarm of one gate output (paper Fig. 4)."""
+                       title: str = "", max_display: int = 10, seed: int = 0) -> None:
+    """SHAP beeswarm of one gate output (paper Fig. 4).
+
+    shap jitters and orders the dots with NumPy's global random state; it is seeded here (and
+    restored after) so the figure is the same file run to run.
+    """
     shown = min(max_display, explanation.values.shape[1])
     figure = Figure(figsize=(8, 0.5 * shown + 1.5))
-    shap.plots.beeswarm(explanation, max_display=max_display, ax=figure.add_subplot(),
-                        plot_size=None, show=False)
+    state = np.random.get_state()
+    np.random.seed(seed % 2**32)  # noqa: NPY002 (shap reads the legacy global state)
+    try:
+        shap.plots.beeswarm(explanation, max_display=max_display, ax=figure.add_subplot(),
+                            plot_size=None, show=False)
+    finally:
+        np.random.set_state(state)  # noqa: NPY002
     if title:
         figure.suptitle(title)
     _save(figure, path)

@@ -201,7 +201,7 @@ def write_shap(features_path: str | Path, branches: Sequence[str], top_k: int, s
     selected = result.top_features(top_k)
     log.info("mean |SHAP|: %s; selected %s",
              ", ".join(f"{f} {v:.4f}" for f, v in importance.itertuples(index=False)), selected)
-    plot_shap_beeswarm(result.explanation(), figure_path, title=title)
+    plot_shap_beeswarm(result.explanation(), figure_path, title=title, seed=seed)
     write_json({"importance": dict(importance.itertuples(index=False)),
                 "selected": list(selected), "rows": len(rows)}, summary_path)
 

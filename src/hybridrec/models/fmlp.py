@@ -59,13 +59,16 @@ def spectral_filter(x: Tensor, weight: Tensor) -> Tensor:
 
     x: (B, N, d) real; weight: (1, N // 2 + 1, d, 2) real and imaginary parts -> (B, N, d).
     Computed in float32 (cuFFT has no bfloat16 and needs powers of two in float16), returned in
-    x's dtype.
+    x's dtype. The complex product is written out in real parts: autograd's batch sum for a
+    complex ``W`` depends on the CPU thread count, the real sums do not.
     """
     n = x.shape[1]
     dtype = torch.promote_types(x.dtype, torch.float32)  # float16/bfloat16 -> float32
     spectrum = torch.fft.rfft(x.to(dtype), dim=1, norm="ortho")  # (B, N//2+1, d) complex
-    spectrum = spectrum * torch.view_as_complex(weight.to(dtype))  # (B, N//2+1, d)
-    return torch.fft.irfft(spectrum, n=n, dim=1, norm="ortho").to(x.dtype)  # (B, N, d)
+    x_re, x_im = torch.view_as_real(spectrum).unbind(-1)  # (B, N//2+1, d) each
+    w_re, w_im = weight.to(dtype).unbind(-1)  # (1, N//2+1, d) each
+    filtered = torch.complex(x_re * w_re - x_im * w_im, x_re * w_im + x_im * w_re)
+    return torch.fft.irfft(filtered, n=n, dim=1, norm="ortho").to(x.dtype)  # (B, N, d)
 
 
 def spectral_filter_reference(x: Tensor, weight: Tensor) -> Tensor:

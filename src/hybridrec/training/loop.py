@@ -67,8 +67,10 @@ class TrainConfig:
 
     ``val_metric`` is a key of the dict the ``validate`` callable returns (higher is better);
     ``val_protocol`` only names the candidates that callable uses (recorded, hashed, not read).
-    ``num_threads=None`` means ``OMP_NUM_THREADS`` if set, else every available core (CPU
-    threads; the value hashed for resume is the configured one, not the resolved one). ``bf16``
+    ``num_threads=None`` means every core this process may use (CPU threads; the value hashed
+    for resume is the configured one, not the resolved one). It deliberately ignores the
+    ``OMP_NUM_THREADS`` Snakemake sets from a job's reserved cores: CPU sums can depend on the
+    thread count, and results must not depend on ``--cores``. ``bf16``
     autocasts the forward pass to bfloat16 on CUDA and is ignored on the CPU. ``log_every`` > 0
     logs the loss every that many steps (one device sync each); ``progress`` shows a tqdm bar
     when stderr is a terminal. The optimiser is Adam (fused kernel on CPU and CUDA).
@@ -160,14 +162,6 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
-
-
-def default_threads() -> int:
-    """``OMP_NUM_THREADS`` when set to a positive int (Snakemake sets it to a job's ``threads``),
-    else every available core. Oversubscribing cores is costly here: on a loaded 2-core machine
-    two threads trained 5x slower than one (OpenMP barriers wait on descheduled threads)."""
-    value = os.environ.get("OMP_NUM_THREADS", "")
-    return int(value) if value.isdigit() and int(value) > 0 else available_cores()
 
 
 def seed_everything(seed: int) -> None:
@@ -277,7 +271,7 @@ def train(model: nn.Module, data: Sequences, config: TrainConfig, *,
     On return the model holds the best epoch's weights.
     """
     previous_threads = torch.get_num_threads()
-    torch.set_num_threads(config.num_threads or default_threads())
+    torch.set_num_threads(config.num_threads or available_cores())
     try:
         return _train(model, data, config, checkpoint_dir=Path(checkpoint_dir),
                       history_path=history_path, log=log or logging.getLogger(__name__),

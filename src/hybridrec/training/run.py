@@ -28,7 +28,7 @@ def num_items_of(root: str | Path) -> int:
 
 def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, device: str,
                      bf16: bool, protocol: str, eval_batch_size: int,
-                     checkpoint_dir: str | Path, history_path: str | Path
+                     checkpoint_dir: str | Path, history_path: str | Path, threads: int = 0
                      ) -> tuple[SequentialRecommender, TrainResult]:
     """Build ``settings.name``, train it on split/train.parquet, early-stop on validation.
 
@@ -37,6 +37,7 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
     """
     num_items = num_items_of(root)
     config = TrainConfig(**settings.training, seed=seed, device=device, bf16=bf16,
+                         num_threads=threads or None,
                          val_protocol=protocol, eval_batch_size=eval_batch_size)
     torch.manual_seed(seed)  # the initial weights
     model = build_model(settings.name, num_items, **settings.architecture)
