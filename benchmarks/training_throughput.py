@@ -27,7 +27,7 @@ import torch
 
 from hybridrec.models import build_model
 from hybridrec.training.batches import Sequences, TrainingBatches
-from hybridrec.training.loop import TrainConfig, default_threads, make_optimizer, train_step
+from hybridrec.training.loop import TrainConfig, available_cores, make_optimizer, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 BEAUTY = REPO.parent / "shared" / "datasets" / "beauty" / "Beauty.txt"
@@ -118,7 +118,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=200, help="timed steps (batches)")
     parser.add_argument("--warmup", type=int, default=10)
-    parser.add_argument("--threads", type=int, default=default_threads())
+    parser.add_argument("--threads", type=int, default=available_cores())
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--synthetic", action="store_true", help="ignore Beauty.txt")
     args = parser.parse_args()
