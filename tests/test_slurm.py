@@ -66,9 +66,9 @@ def test_demo_dag_runs_as_slurm_jobs(cluster, demo_run, tmp_path, capsys):
     states = dict(line.split() for line in listing.splitlines() if line.strip())
     assert {str(job_id) for job_id in jobs} <= set(states), (jobs, states)
     assert all(states[str(job_id)] == "COMPLETED" for job_id in jobs), states
-    for job_id, rule in jobs.items():  # training asked for a GPU, as the profile says
+    for job_id, rule in jobs.items():  # training and evaluation asked for a GPU, as configured
         record = cluster.run("scontrol", "show", "job", str(job_id)).stdout
-        assert ("gpu" in record) == (rule == "train"), (rule, record)
+        assert ("gpu" in record) == (rule in ("train", "evaluate")), (rule, record)
 
     # the cluster run computed exactly what the local --cores 1 run did
     assert result_digests(workdir) == result_digests(demo_run)

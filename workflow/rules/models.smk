@@ -53,6 +53,7 @@ rule evaluate:
         topk=config["evaluation"]["topk"],
         batch_size=config["evaluation"]["batch_size"],
         threads=config["training"]["threads"],
+        device=config["training"]["device"],
         version=PACKAGE_VERSION,
     log:
         "logs/evaluate/{dataset}/{model}.log",
@@ -63,6 +64,7 @@ rule evaluate:
     threads: workflow.cores
     resources:
         mem_mb=8000,
+        gpu=0 if config["training"]["device"] == "cpu" else 1,
     script:
         "../scripts/evaluate.py"
 

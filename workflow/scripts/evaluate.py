@@ -1,16 +1,21 @@
+from hybridrec.devices import claim_device
 from hybridrec.evaluation.report import evaluate_and_export
 from hybridrec.logsetup import configure_logging
 
 configure_logging(snakemake.log[0])
-evaluate_and_export(
-    model_path=snakemake.input.model,
-    dataset_root=snakemake.params.root,
-    dataset=snakemake.wildcards.dataset,
-    protocols=snakemake.params.protocols,
-    export_protocol=snakemake.params.export_protocol,
-    k=snakemake.params.topk,
-    batch_size=snakemake.params.batch_size,
-    metrics_path=snakemake.output.metrics,
-    prediction_paths=dict(zip(["valid", "test"], snakemake.output.predictions, strict=True)),
-    threads=snakemake.params.threads,
-)
+with claim_device(snakemake.params.device) as device:
+    evaluate_and_export(
+        model_path=snakemake.input.model,
+        dataset_root=snakemake.params.root,
+        dataset=snakemake.wildcards.dataset,
+        protocols=snakemake.params.protocols,
+        export_protocol=snakemake.params.export_protocol,
+        k=snakemake.params.topk,
+        batch_size=snakemake.params.batch_size,
+        metrics_path=snakemake.output.metrics,
+        prediction_paths=dict(
+            zip(["valid", "test"], snakemake.output.predictions, strict=True)
+        ),
+        threads=snakemake.params.threads,
+        device=str(device),
+    )

@@ -21,14 +21,15 @@ log = logging.getLogger(__name__)
 def evaluate_and_export(*, model_path: str | Path, dataset_root: str | Path, dataset: str,
                         protocols: Sequence[str], export_protocol: str, k: int, batch_size: int,
                         metrics_path: str | Path,
-                        prediction_paths: Mapping[str, str | Path], threads: int = 0) -> dict:
+                        prediction_paths: Mapping[str, str | Path], threads: int = 0,
+                        device: str = "cpu") -> dict:
     """Rank valid and test targets under each protocol; write metrics and the top-k exports.
 
     ``threads`` CPU threads (0: every core this process may use), fixed by the config rather
     than by the cores Snakemake reserved, so the exported scores do not depend on ``--cores``.
+    ``device`` is a torch device (the evaluate rule passes the one it claimed).
     """
     torch.set_num_threads(threads or available_cores())
-    device = "cuda" if torch.cuda.is_available() else "cpu"
     model, meta = load_model(model_path, device)
     files = dataset_files(dataset_root)
     wanted = list(dict.fromkeys([*protocols, export_protocol]))

@@ -36,7 +36,7 @@ def plot_shap_beeswarm(explanation: shap.Explanation, path: str | os.PathLike[st
     """
     shown = min(max_display, explanation.values.shape[1])
     figure = Figure(figsize=(8, 0.5 * shown + 1.5))
-    state = np.random.get_state()
+    state = np.random.get_state()  # noqa: NPY002
     np.random.seed(seed % 2**32)  # noqa: NPY002 (shap reads the legacy global state)
     try:
         shap.plots.beeswarm(explanation, max_display=max_display, ax=figure.add_subplot(),
