@@ -297,3 +297,10 @@ def test_smoke_with_real_model(tmp_path: Path) -> None:
     model = build_model("fmlp", NUM_ITEMS, max_len=MAX_LEN)
     result = train(model, DATA, config(epochs=1), checkpoint_dir=tmp_path, validate=validate)
     assert result.epochs_run == 1 and 0 < result.best_metrics["mrr"] <= 1
+
+
+def test_the_claimed_device_is_placement_not_configuration():
+    """A job resumed on another GPU of the same kind continues its checkpoint."""
+    auto = TrainConfig(device="auto")
+    assert TrainConfig(device="auto", placement="cuda:1").resume_key() == auto.resume_key()
+    assert TrainConfig(device="cpu").resume_key() != auto.resume_key()

@@ -52,7 +52,9 @@ from hybridrec.training.checkpoint import (
 
 LOSSES: tuple[str, ...] = ("ce", "bce")
 # Fields that change neither the weights nor the metrics: left out of the resume hash.
-_COSMETIC_FIELDS = frozenset({"log_every", "progress"})
+# ``placement`` is which device of the configured kind a job claimed (cuda:1 rather than auto);
+# the device type is hashed on its own, so a resumed job may land on another GPU.
+_COSMETIC_FIELDS = frozenset({"log_every", "progress", "placement"})
 # Budgets only decide where the same trajectory stops, so a checkpoint stays valid when they
 # change: raising one continues the run, lowering one ends it at the new limit.
 _BUDGET_FIELDS = frozenset({"epochs", "patience"})
@@ -88,6 +90,7 @@ class TrainConfig:
     val_protocol: str = "uniform99"
     seed: int = 42
     device: str = "auto"
+    placement: str | None = None
     bf16: bool = False
     num_threads: int | None = None
     eval_batch_size: int = 1024
@@ -294,7 +297,7 @@ def _train(model: nn.Module, data: Sequences, config: TrainConfig, *, checkpoint
            history_path: str | os.PathLike[str] | None, log: logging.Logger,
            validate: Validate | None, model_spec: Mapping[str, Any] | None,
            on_step: StepHook | None, resume: bool) -> TrainResult:
-    device = resolve_device(config.device)
+    device = resolve_device(config.placement or config.device)
     model.to(device)
     max_len = int(cast(int, model.max_len))
     batches = TrainingBatches(data, config.objective, max_len, negatives=config.loss == "bce")

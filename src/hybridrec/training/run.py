@@ -27,6 +27,7 @@ def num_items_of(root: str | Path) -> int:
 
 
 def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, device: str,
+                     placement: str | None = None,
                      bf16: bool, protocol: str, eval_batch_size: int,
                      checkpoint_dir: str | Path, history_path: str | Path, threads: int = 0
                      ) -> tuple[SequentialRecommender, TrainResult]:
@@ -36,12 +37,13 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
     sees); the returned model holds the best epoch's weights.
     """
     num_items = num_items_of(root)
-    config = TrainConfig(**settings.training, seed=seed, device=device, bf16=bf16,
+    config = TrainConfig(**settings.training, seed=seed, device=device, placement=placement,
+                         bf16=bf16,
                          num_threads=threads or None,
                          val_protocol=protocol, eval_batch_size=eval_batch_size)
     torch.manual_seed(seed)  # the initial weights
     model = build_model(settings.name, num_items, **settings.architecture)
-    model.to(resolve_device(device))
+    model.to(resolve_device(placement or device))
     train_items = pq.read_table(dataset_files(root)["train"], columns=["items"]).column("items")
     sequences = Sequences.from_arrow(train_items, num_items)
     valid = load_eval_split(root, "valid", model.max_len, [protocol])

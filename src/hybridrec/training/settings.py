@@ -13,7 +13,7 @@ from hybridrec.training.loop import TrainConfig
 
 TRAIN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 # Set by the pipeline from other config sections, never per model.
-PIPELINE_KEYS = frozenset({"seed", "device", "bf16", "val_protocol", "num_threads"})
+PIPELINE_KEYS = frozenset({"seed", "device", "placement", "bf16", "val_protocol", "num_threads"})
 
 
 @dataclass(frozen=True)
