@@ -5,7 +5,7 @@ from pathlib import Path
 
 from snakemake.utils import validate
 
-import hybridrec
+from hybridrec.codehash import code_hash
 from hybridrec.config import check_config
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -18,11 +18,24 @@ wildcard_constraints:
     model="|".join(map(re.escape, config["models"])),
 
 
-PACKAGE_VERSION = hybridrec.__version__
 DATASETS = config["run"]["datasets"]
 MODELS = config["run"]["models"]
 EVAL_SPLITS = ["valid", "test"]
 BRANCHES = config["hybrid"]["branches"]
+
+
+SCRIPTS = Path(workflow.basedir, "workflow", "scripts")
+
+
+def script_code(script):
+    """Content hash of a script and the package modules it imports (hybridrec.codehash): a
+    param of every rule that computes results, so a code change reruns what it touches."""
+    return code_hash(SCRIPTS / f"{script}.py")
+
+
+def model_script_code(script):
+    """As script_code, with the module of the job's own model (and no other model's)."""
+    return lambda wildcards: code_hash(SCRIPTS / f"{script}.py", wildcards.model)
 
 
 def dataset_config(wildcards):
@@ -83,6 +96,16 @@ TABLE_CAPTIONS = {
     .strip()
     for table in REPORT_TABLES
 }
+
+
+def bundle_figures(wildcards):
+    """The figures a dataset's results bundle publishes: learning curves and the hybrid's."""
+    return [
+        *expand("results/figures/learning_curve_{dataset}_{model}.png",
+                dataset=wildcards.dataset, model=MODELS),
+        *expand("results/figures/{figure}_{dataset}.png", dataset=wildcards.dataset,
+                figure=["fig4_shap", "fig6_alpha", "search_landscape"]),
+    ]
 
 
 def all_targets():

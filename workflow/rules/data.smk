@@ -55,7 +55,7 @@ rule preprocess:
     params:
         dataset=dataset_config,
         seed=config["seed"],
-        version=PACKAGE_VERSION,
+        code=script_code("preprocess"),
     log:
         "logs/preprocess/{dataset}.log",
     benchmark:
@@ -76,7 +76,7 @@ rule table4:
         report("results/tables/table4.csv", caption="../report/table4.rst", category="Tables"),
     params:
         datasets=DATASETS,
-        version=PACKAGE_VERSION,
+        code=script_code("table4"),
     log:
         "logs/tables/table4.log",
     benchmark:

@@ -11,7 +11,7 @@ rule align:
         "results/hybrid/{dataset}/aligned/{split}.parquet",
     params:
         branches=BRANCHES,
-        version=PACKAGE_VERSION,
+        code=script_code("hybrid_align"),
     log:
         "logs/hybrid/{dataset}/align_{split}.log",
     benchmark:
@@ -34,7 +34,7 @@ rule features:
         "results/hybrid/{dataset}/features/{split}.parquet",
     params:
         branches=BRANCHES,
-        version=PACKAGE_VERSION,
+        code=script_code("hybrid_features"),
     log:
         "logs/hybrid/{dataset}/features_{split}.log",
     benchmark:
@@ -62,7 +62,7 @@ rule shap:
         branches=BRANCHES,
         top_k=config["hybrid"]["shap_top_k"],
         seed=config["seed"],
-        version=PACKAGE_VERSION,
+        code=script_code("hybrid_shap"),
     log:
         "logs/hybrid/{dataset}/shap.log",
     benchmark:
@@ -89,7 +89,7 @@ rule gate_search_shard:
         shards=config["gate_search"]["shards"],
         held_out=config["hybrid"]["held_out"],
         seed=config["seed"],
-        version=PACKAGE_VERSION,
+        code=script_code("hybrid_search_shard"),
     log:
         "logs/hybrid/{dataset}/search_shard{shard}.log",
     benchmark:
@@ -121,7 +121,7 @@ rule gate_search_gather:
             category="Hybrid",
         ),
     params:
-        version=PACKAGE_VERSION,
+        code=script_code("hybrid_search_gather"),
     log:
         "logs/hybrid/{dataset}/search_gather.log",
     benchmark:
@@ -158,7 +158,7 @@ rule fusion:
         fusion_seeds=config["hybrid"]["fusion_seeds"],
         bootstrap_resamples=config["hybrid"]["bootstrap_resamples"],
         seed=config["seed"],
-        version=PACKAGE_VERSION,
+        code=script_code("hybrid_fusion"),
     log:
         "logs/hybrid/{dataset}/fusion.log",
     benchmark:
@@ -192,7 +192,7 @@ rule hybrid_tables:
         datasets=DATASETS,
         protocol=config["evaluation"]["protocol"],
         paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
-        version=PACKAGE_VERSION,
+        code=script_code("hybrid_tables"),
     log:
         "logs/tables/hybrid_tables.log",
     benchmark:

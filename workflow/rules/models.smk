@@ -19,7 +19,7 @@ rule train:
         protocol=config["evaluation"]["protocol"],
         eval_batch_size=config["evaluation"]["batch_size"],
         checkpoints=lambda w: f"results/models/{w.dataset}/{w.model}/checkpoints",
-        version=PACKAGE_VERSION,
+        code=model_script_code("train"),
     log:
         "logs/train/{dataset}/{model}.log",
     benchmark:
@@ -54,7 +54,7 @@ rule evaluate:
         batch_size=config["evaluation"]["batch_size"],
         threads=config["training"]["threads"],
         device=config["training"]["device"],
-        version=PACKAGE_VERSION,
+        code=model_script_code("evaluate"),
     log:
         "logs/evaluate/{dataset}/{model}.log",
     benchmark:
@@ -82,7 +82,7 @@ rule learning_curve:
         ),
     params:
         protocol=config["evaluation"]["protocol"],
-        version=PACKAGE_VERSION,
+        code=script_code("learning_curve"),
     log:
         "logs/figures/learning_curve_{dataset}_{model}.log",
     benchmark:
@@ -114,7 +114,7 @@ rule model_tables:
     params:
         protocol=config["evaluation"]["protocol"],
         paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
-        version=PACKAGE_VERSION,
+        code=script_code("model_tables"),
     log:
         "logs/tables/model_tables.log",
     benchmark:

@@ -9,6 +9,8 @@ from typing import Any
 import pyarrow.parquet as pq
 import torch
 
+from hybridrec import provenance
+from hybridrec.codehash import weights_code_hash
 from hybridrec.data.store import dataset_files
 from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
 from hybridrec.io import atomic_path
@@ -57,13 +59,15 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
              settings.name, root, sequences.num_users, num_items, config.device, settings)
     result = train(model, sequences, config, checkpoint_dir=checkpoint_dir,
                    history_path=history_path, log=log, validate=validate,
-                   model_spec={"name": settings.name, **settings.architecture})
+                   model_spec={"name": settings.name, **settings.architecture,
+                               "code": weights_code_hash(settings.name)})
     return model, result
 
 
 def save_model(model: SequentialRecommender, settings: ModelSettings, result: TrainResult,
                path: str | Path) -> None:
-    """The trained model as one file: name, hyperparameters and weights (weights_only-safe)."""
+    """The trained model as one file: name, hyperparameters, weights and, inside a job, its
+    provenance record as JSON text (weights_only-safe)."""
     payload: dict[str, Any] = {
         "name": settings.name,
         "num_items": model.num_items,
@@ -75,6 +79,8 @@ def save_model(model: SequentialRecommender, settings: ModelSettings, result: Tr
         "seconds": result.seconds,
         "best_metrics": result.best_metrics,
     }
+    if (record := provenance.record_json()) is not None:
+        payload["provenance"] = record
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
 
