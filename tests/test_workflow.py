@@ -7,13 +7,18 @@ scratch copy of the workflow, so the repository's own results/ is never touched.
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from workflow_helpers import REPO, copy_workflow, snakemake
 
+from hybridrec.codehash import code_hash
 from hybridrec.evaluation.metrics import per_user_metrics
+from hybridrec.provenance import read_provenance
 
 pytestmark = pytest.mark.integration
 
@@ -112,9 +117,10 @@ def test_a_new_search_budget_reruns_only_the_search_and_what_follows(demo_run):
         assert f"rule {rule}:" not in jobs
 
 
-def dry_run_jobs(workdir, *configfiles: str) -> list[tuple[str, str]]:
+def dry_run_jobs(workdir, *configfiles: str, env: dict[str, str] | None = None
+                 ) -> list[tuple[str, str]]:
     """(rule, wildcards) of every job a dry run with these config files would execute."""
-    result = snakemake(workdir, "-n", "--configfile", "config/demo.yaml", *configfiles)
+    result = snakemake(workdir, "-n", "--configfile", "config/demo.yaml", *configfiles, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     jobs: list[list[str]] = []
     for line in result.stdout.splitlines():
@@ -150,3 +156,69 @@ def test_adding_a_dataset_runs_only_that_datasets_chain(demo_run):
     # config); nothing of demo's own chain is
     assert {rule for rule, wc in jobs if not wc} <= {"table4", "model_tables", "hybrid_tables",
                                                      "report_pages", "all"}
+
+
+def _run_with_edited_package(demo_run, tmp_path, module: str, edit) -> tuple[Path, dict[str, str]]:
+    """A copy of the finished demo run and of the package, ``module``'s source edited; the env
+    that makes Snakemake's jobs (and its own code hashes) use that package."""
+    workdir = tmp_path / "run"
+    shutil.copytree(demo_run, workdir, symlinks=True)  # copy2: outputs keep their mtimes
+    package = tmp_path / "src"
+    shutil.copytree(REPO / "src", package, ignore=shutil.ignore_patterns("__pycache__"))
+    path = package / "hybridrec" / module
+    path.write_text(edit(path.read_text()))
+    return workdir, {"PYTHONPATH": str(package)}
+
+
+def test_editing_fusion_code_reruns_fusion_and_the_tables_never_training(demo_run, tmp_path):
+    workdir, env = _run_with_edited_package(
+        demo_run, tmp_path, "hybrid/fusion.py", lambda text: text + "\n_EDITED = True\n")
+    rules = {rule for rule, _ in dry_run_jobs(workdir, env=env)}
+    assert {"fusion", "hybrid_tables"} <= rules, rules
+    assert not {"preprocess", "train", "evaluate", "model_tables", "table4"} & rules, rules
+
+
+def test_editing_fmlp_reruns_fmlp_and_what_follows_never_linrec(demo_run, tmp_path):
+    workdir, env = _run_with_edited_package(
+        demo_run, tmp_path, "models/fmlp.py", lambda text: text + "\n_EDITED = True\n")
+    jobs = dry_run_jobs(workdir, env=env)
+    assert ("train", "dataset=demo, model=fmlp") in jobs
+    assert ("evaluate", "dataset=demo, model=fmlp") in jobs
+    assert not [job for job in jobs if "model=linrec" in job[1]], jobs
+    rules = {rule for rule, _ in jobs}
+    assert {"align", "fusion", "hybrid_tables", "model_tables"} <= rules
+    assert "preprocess" not in rules
+
+
+def test_a_docstring_edit_reruns_nothing(demo_run, tmp_path):
+    workdir, env = _run_with_edited_package(
+        demo_run, tmp_path, "models/fmlp.py",
+        lambda text: text.replace('"""', '"""Reworded. ', 1))
+    result = snakemake(workdir, "-n", "--configfile", "config/demo.yaml", env=env)
+    assert result.returncode == 0 and "Nothing to be done" in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("relative", [
+    "results/predictions/demo/fmlp/test.parquet",
+    "results/metrics/demo/linrec.json",
+    "results/tables/table5.csv",
+    "results/figures/fig6_alpha_demo.png",
+    "results/models/demo/fmlp/model.pt",
+    "results/models/demo/linrec/history.parquet",
+    "results/data/demo/split/train.parquet",
+])
+def test_every_result_file_type_carries_its_provenance(demo_run, relative):
+    record = read_provenance(demo_run / relative)
+    rule = record["rule"]
+    script = REPO / "workflow" / "scripts" / f"{RULE_SCRIPTS.get(rule, rule)}.py"
+    model = record["wildcards"].get("model") if rule in ("train", "evaluate") else None
+    assert record["params"]["code"] == code_hash(script, model)
+    assert record["packages"]["torch"] == torch.__version__
+    assert {"snakemake", "numpy", "hybridrec"} <= set(record["packages"])
+    if rule in ("train", "evaluate"):
+        assert record["device"] == "cpu" and record["threads"] >= 1
+        assert record["params"]["seed"] == 42 or rule == "evaluate"
+
+
+RULE_SCRIPTS = {"align": "hybrid_align", "fusion": "hybrid_fusion", "shap": "hybrid_shap",
+                "features": "hybrid_features"}

@@ -3,6 +3,8 @@
 A reader never sees a half-written file: content is written to a sibling temporary path in the
 same directory, flushed to disk, then moved over the destination with ``os.replace``.
 Parquet files are written without wall-clock metadata so that equal frames give equal bytes.
+Inside a pipeline job every writer attaches the job's provenance record
+(:mod:`hybridrec.provenance`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from hybridrec import provenance
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -44,10 +48,14 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 def write_table(table: pa.Table, path: str | os.PathLike[str],
                 metadata: Mapping[str, str] | None = None) -> None:
-    """Write an Arrow table to Parquet atomically, with optional string key/value metadata."""
-    if metadata:
+    """Write an Arrow table to Parquet atomically, with optional string key/value metadata
+    (and the job's provenance record)."""
+    extra = dict(metadata or {})
+    if (record := provenance.record_json()) is not None:
+        extra[provenance.KEY] = record
+    if extra:
         merged = dict(table.schema.metadata or {})
-        merged.update({k.encode(): v.encode() for k, v in metadata.items()})
+        merged.update({k.encode(): v.encode() for k, v in extra.items()})
         table = table.replace_schema_metadata(merged)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", write_statistics=True)
@@ -69,9 +77,26 @@ def read_parquet_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
-    """Write JSON atomically with sorted keys, so equal objects give equal bytes."""
+    """Write JSON atomically with sorted keys, so equal objects give equal bytes; an object
+    gains a ``provenance`` key inside a job."""
+    record = provenance.current_record()
+    if record is not None and isinstance(obj, Mapping) and "provenance" not in obj:
+        obj = {**obj, "provenance": record}
+    _write_json_as_is(obj, path)
+
+
+def _write_json_as_is(obj: Any, path: str | os.PathLike[str]) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, allow_nan=False) + "\n")
+
+
+def write_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> None:
+    """Write a result table as CSV atomically; inside a job its provenance record goes first to
+    the sidecar ``<name>.provenance.json``, so a table never stands without one."""
+    record = provenance.current_record()
+    if record is not None:
+        _write_json_as_is(record, provenance.sidecar_path(path))
+    write_text(frame.to_csv(index=False), path)
 
 
 def write_text(text: str, path: str | os.PathLike[str]) -> None:

@@ -1,7 +1,7 @@
 from pathlib import Path
 
 from hybridrec.data.download import fetch
-from hybridrec.logsetup import configure_logging
+from hybridrec.provenance import start_job
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 fetch(snakemake.params.url, Path(snakemake.output[0]), snakemake.params.checksum)

@@ -1,9 +1,11 @@
 from hybridrec.devices import claim_device
 from hybridrec.evaluation.report import evaluate_and_export
-from hybridrec.logsetup import configure_logging
+from hybridrec.provenance import add_to_record, start_job
+from hybridrec.training.loop import available_cores
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 with claim_device(snakemake.params.device) as device:
+    add_to_record(device=str(device), threads=snakemake.params.threads or available_cores())
     evaluate_and_export(
         model_path=snakemake.input.model,
         dataset_root=snakemake.params.root,

@@ -1,9 +1,9 @@
 from pathlib import Path
 
 from hybridrec.data.download import extract_zip_member, verify_checksum
-from hybridrec.logsetup import configure_logging
+from hybridrec.provenance import start_job
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 archive = Path(snakemake.input[0])
 if snakemake.params.checksum:
     verify_checksum(archive, snakemake.params.checksum)

@@ -1,6 +1,6 @@
 from hybridrec.hybrid.stage import write_aligned
-from hybridrec.logsetup import configure_logging
+from hybridrec.provenance import start_job
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 write_aligned(dict(zip(snakemake.params.branches, snakemake.input.predictions, strict=True)),
               snakemake.wildcards.dataset, snakemake.wildcards.split, snakemake.output[0])

@@ -1,7 +1,7 @@
 from hybridrec.hybrid.stage import write_evaluation
-from hybridrec.logsetup import configure_logging
+from hybridrec.provenance import start_job
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 i, p = snakemake.input, snakemake.params
 write_evaluation(snakemake.output.summary, snakemake.output.alpha, snakemake.output.fused,
                  snakemake.output.figure, title=f"Gate alpha, {snakemake.wildcards.dataset} (test)",

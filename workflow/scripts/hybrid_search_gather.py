@@ -1,7 +1,7 @@
 from hybridrec.hybrid.stage import write_gathered
-from hybridrec.logsetup import configure_logging
+from hybridrec.provenance import start_job
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 write_gathered(snakemake.input, snakemake.output.trials, snakemake.output.best,
                snakemake.output.figure,
                title=f"Gate search, {snakemake.wildcards.dataset} (held-out validation)")

@@ -1,7 +1,7 @@
 from hybridrec.hybrid.stage import write_search_shard
-from hybridrec.logsetup import configure_logging
+from hybridrec.provenance import start_job
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 write_search_shard(snakemake.input.aligned, snakemake.input.features, snakemake.input.shap,
                    snakemake.params.branches, snakemake.params.trials,
                    int(snakemake.wildcards.shard), snakemake.params.shards,

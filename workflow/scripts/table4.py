@@ -1,7 +1,7 @@
-from hybridrec.io import write_text
-from hybridrec.logsetup import configure_logging
+from hybridrec.io import write_csv
+from hybridrec.provenance import start_job
 from hybridrec.reporting.tables import dataset_stats_table
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 table = dataset_stats_table(snakemake.params.datasets, snakemake.input)
-write_text(table.to_csv(index=False), snakemake.output[0])
+write_csv(table, snakemake.output[0])

@@ -1,11 +1,13 @@
 from hybridrec.devices import claim_device
-from hybridrec.logsetup import configure_logging
+from hybridrec.provenance import add_to_record, start_job
+from hybridrec.training.loop import available_cores
 from hybridrec.training.run import save_model, train_on_dataset
 from hybridrec.training.settings import ModelSettings
 
-configure_logging(snakemake.log[0])
+start_job(snakemake)
 settings = ModelSettings(**snakemake.params.settings)
 with claim_device(snakemake.params.device) as device:
+    add_to_record(device=str(device), threads=snakemake.params.threads or available_cores())
     model, result = train_on_dataset(
         root=snakemake.params.root,
         settings=settings,

@@ -14,6 +14,7 @@ import pandas as pd
 import shap
 from matplotlib.figure import Figure
 
+from hybridrec import provenance
 from hybridrec.hybrid.list_metrics import KEYS
 from hybridrec.io import atomic_path
 
@@ -110,4 +111,4 @@ def plot_search_landscape(trials: pd.DataFrame, path: str | os.PathLike[str],
 def _save(figure: Figure, path: str | os.PathLike[str]) -> None:
     figure.tight_layout()
     with atomic_path(path) as tmp:
-        figure.savefig(tmp, dpi=_DPI, format="png")
+        figure.savefig(tmp, dpi=_DPI, format="png", metadata=provenance.png_metadata())

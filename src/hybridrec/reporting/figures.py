@@ -10,13 +10,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from hybridrec import provenance  # noqa: E402
 from hybridrec.io import atomic_path  # noqa: E402
 
 
 def save_figure(fig: plt.Figure, path: str | Path) -> None:
-    """Save a PNG atomically (fixed dpi and no timestamp metadata, so reruns give equal bytes)."""
+    """Save a PNG atomically (fixed dpi, no timestamp, the job's provenance as a text chunk)."""
     with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight", metadata={"Software": None})
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight",
+                    metadata=provenance.png_metadata())
     plt.close(fig)
 
 
