@@ -16,7 +16,7 @@ rule report_pages:
         captions=TABLE_CAPTIONS,
         config=config,
         configfiles=[os.path.relpath(f) for f in workflow.configfiles],
-        version=PACKAGE_VERSION,
+        code=script_code("report_pages"),
     log:
         "logs/tables/report_pages.log",
     benchmark:
@@ -28,3 +28,32 @@ rule report_pages:
         mem_mb=500,
     script:
         "../scripts/report_pages.py"
+
+
+rule results_bundle:
+    input:
+        tables=REPORT_TABLES,
+        figures=bundle_figures,
+        metrics=lambda w: expand("results/metrics/{dataset}/{model}.json",
+                                 dataset=w.dataset, model=MODELS),
+        models=lambda w: expand("results/models/{dataset}/{model}/model.pt",
+                                dataset=w.dataset, model=MODELS),
+        histories=lambda w: expand("results/models/{dataset}/{model}/history.parquet",
+                                   dataset=w.dataset, model=MODELS),
+    output:
+        directory("docs/results/{dataset}"),
+    params:
+        models=MODELS,
+        config=config,
+        code=script_code("results_bundle"),
+    log:
+        "logs/results_bundle/{dataset}.log",
+    benchmark:
+        "benchmarks/out/results_bundle/{dataset}.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/results_bundle.py"
