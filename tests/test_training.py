@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hybridrec.models import build_model
 from hybridrec.training import loop
 from hybridrec.training.batches import Batch, Sequences, TrainingBatches
 from hybridrec.training.checkpoint import load_best, load_checkpoint
@@ -289,10 +290,6 @@ def test_config_validation() -> None:
 
 
 def test_smoke_with_real_model(tmp_path: Path) -> None:
-    try:
-        from hybridrec.models import build_model
-    except ImportError as error:  # the models package is written in parallel
-        pytest.skip(f"hybridrec.models not importable: {error}")
     torch.manual_seed(0)
     model = build_model("fmlp", NUM_ITEMS, max_len=MAX_LEN)
     result = train(model, DATA, config(epochs=1), checkpoint_dir=tmp_path, validate=validate)
