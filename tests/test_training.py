@@ -17,7 +17,8 @@ from hybridrec.models import build_model
 from hybridrec.training import loop
 from hybridrec.training.batches import Batch, Sequences, TrainingBatches
 from hybridrec.training.checkpoint import load_best, load_checkpoint
-from hybridrec.training.loop import TrainConfig, TrainResult, batch_loss, train
+from hybridrec.training.config import TrainConfig
+from hybridrec.training.loop import TrainResult, batch_loss, train
 
 NUM_ITEMS = 40
 MAX_LEN = 8

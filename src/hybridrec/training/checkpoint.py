@@ -1,8 +1,8 @@
 """Checkpoints that load with ``torch.load(..., weights_only=True)``, written atomically.
 
 Everything stored is a tensor or a plain Python value (dict, list, tuple, str, int, float, bool,
-None): random-number-generator states included (torch states are ``ByteTensor``s; numpy's is kept
-as a tensor plus plain values; Python's ``random`` state as nested tuples of ints).
+None); random-number-generator states are stored in that form too (see
+:mod:`hybridrec.training.seeding`).
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ import dataclasses
 import hashlib
 import json
 import os
-import random
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from hybridrec.io import atomic_path
@@ -72,33 +70,3 @@ def load_best(path: str | os.PathLike[str], map_location: str | torch.device = "
     ckpt = load_checkpoint(path, map_location)
     state = ckpt.pop("model")
     return state, ckpt
-
-
-def capture_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
-    """Every RNG the training may touch: torch CPU, CUDA (all devices), numpy, Python, and
-    ``generator`` (the batch-shuffle / negative-sampling generator)."""
-    legacy = np.random.get_state(legacy=True)  # noqa: NPY002
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = legacy
-    version, internal, gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"name": str(np_name), "keys": torch.from_numpy(np.asarray(np_keys, np.int64)),
-                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
-        "python": [int(version), [int(v) for v in internal], gauss],
-        "generator": None if generator is None else generator.get_state(),
-    }
-
-
-def restore_rng_state(state: Mapping[str, Any], generator: torch.Generator | None = None) -> None:
-    """Inverse of :func:`capture_rng_state`."""
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    npst = state["numpy"]
-    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32),  # noqa: NPY002
-                         npst["pos"], npst["has_gauss"], npst["gauss"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if generator is not None and state["generator"] is not None:
-        generator.set_state(state["generator"])

@@ -9,7 +9,7 @@ from typing import Any
 
 from hybridrec.errors import ConfigError
 from hybridrec.models import MODELS, hyperparameter_names
-from hybridrec.training.loop import TrainConfig
+from hybridrec.training.config import TrainConfig
 
 TRAIN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 # Set by the pipeline from other config sections, never per model.
