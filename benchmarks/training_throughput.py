@@ -25,9 +25,11 @@ from pathlib import Path
 
 import torch
 
+from hybridrec.devices import available_cores
 from hybridrec.models import build_model
 from hybridrec.training.batches import Sequences, TrainingBatches
-from hybridrec.training.loop import TrainConfig, available_cores, make_optimizer, train_step
+from hybridrec.training.config import TrainConfig
+from hybridrec.training.loop import make_optimizer, train_step
 
 REPO = Path(__file__).resolve().parents[1]
 BEAUTY = REPO.parent / "shared" / "datasets" / "beauty" / "Beauty.txt"

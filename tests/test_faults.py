@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+import torch
 from workflow_helpers import DEMO, copy_workflow, result_digests, snakemake
 
 pytestmark = pytest.mark.integration
@@ -150,3 +151,54 @@ def test_bad_inputs_each_end_with_one_message_and_keep_going(tmp_path):
     assert "checksum" in download_log.lower() and expected in download_log
     assert not list((workdir / "resources/corrupted").rglob("corrupted.txt"))
     assert "Traceback" not in output
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def _weights(path: Path) -> dict:
+    return torch.load(path, weights_only=True)["state_dict"]
+
+
+def test_a_failing_rerun_and_a_damaged_checkpoint_lose_no_training(tmp_path):
+    """Issue 12, cases 1 and 2, as a user meets them with demo FMLP-Rec.
+
+    1. A `per_dataset` val_metric that validation does not compute stops the run before any
+       job, naming the key; every checkpoint and the model stay as they were.
+    2. The newest checkpoint truncated and model.pt removed: the rerun names the damaged file,
+       moves it aside, resumes from the epoch before and writes the same weights.
+    """
+    workdir = copy_workflow(tmp_path)
+    (workdir / "small.yaml").write_text(
+        "datasets:\n  demo:\n    demo: {users: 200}\n"
+        "models:\n  fmlp: {epochs: 3, hidden_size: 16}\ntraining: {threads: 1}\n")
+    config = (*DEMO, "small.yaml")
+    target = "results/models/demo/fmlp/model.pt"
+    model = workdir / target
+    checkpoints = workdir / "results/models/demo/fmlp/checkpoints"
+    first = snakemake(workdir, target, "--cores", "1", *config)
+    assert first.returncode == 0, first.stderr[-4000:]
+    trained, kept = _weights(model), _files(checkpoints)
+
+    (workdir / "bad.yaml").write_text(
+        "models:\n  fmlp:\n    per_dataset:\n      demo: {val_metric: hr@20}\n")
+    bad = snakemake(workdir, target, "--cores", "1", *config, "bad.yaml")
+    assert bad.returncode != 0
+    assert "models.fmlp.per_dataset.demo.val_metric: 'hr@20'" in bad.stdout + bad.stderr
+    assert _files(checkpoints) == kept and model.exists()
+
+    (folder,) = [path for path in checkpoints.iterdir() if path.is_dir()]
+    newest = folder / "epoch-0003.pt"
+    newest.write_bytes(newest.read_bytes()[:5_000])
+    model.unlink()
+    again = snakemake(workdir, target, "--cores", "1", *config)
+    assert again.returncode == 0, again.stderr[-4000:]
+    log = (workdir / "logs/train/demo/fmlp.log").read_text()
+    assert f"{newest.relative_to(workdir)}: damaged checkpoint" in log
+    assert "after epoch 2" in log and "Traceback" not in log
+    assert (folder / "epoch-0003.pt.damaged").stat().st_size == 5_000
+    again_weights = _weights(model)
+    assert trained.keys() == again_weights.keys()
+    assert all(torch.equal(trained[key], again_weights[key]) for key in trained)

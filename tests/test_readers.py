@@ -5,7 +5,6 @@ from __future__ import annotations
 import gzip
 import json
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -212,15 +211,12 @@ def test_fmlp_txt_errors(tmp_path: Path, text: str, line: int, column: str | Non
 @pytest.mark.integration
 def test_real_beauty_txt() -> None:
     path = shared_file("beauty/Beauty.txt")  # ../shared/datasets, or a skip naming the path
-    start = time.perf_counter()
     frame = read_interactions(path, "fmlp_txt")
-    elapsed = time.perf_counter() - start
     assert_contract(frame)
     assert (frame["user"].nunique(), frame["item"].nunique(), len(frame)) == (22_363, 12_101,
                                                                              198_502)
     assert frame["item"].iloc[:5].tolist() == [1, 2, 3, 4, 5]
     assert frame["user"].is_monotonic_increasing
-    assert elapsed < 2.0, f"reading Beauty.txt took {elapsed:.2f} s"
 
 
 # -- Generic tables ---------------------------------------------------------------------------

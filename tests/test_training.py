@@ -1,4 +1,5 @@
-"""The training loop: determinism, exact resume after a kill, early stopping, checkpoints."""
+"""The training loop: determinism, exact resume after a kill or a damaged checkpoint, early
+stopping, checkpoints kept per configuration."""
 
 from __future__ import annotations
 
@@ -13,10 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybridrec.training import loop
+from hybridrec.errors import CheckpointError, ConfigError
+from hybridrec.models import build_model
+from hybridrec.training import checkpoint
 from hybridrec.training.batches import Batch, Sequences, TrainingBatches
 from hybridrec.training.checkpoint import load_best, load_checkpoint
-from hybridrec.training.loop import TrainConfig, TrainResult, batch_loss, train
+from hybridrec.training.config import TrainConfig
+from hybridrec.training.loop import TrainResult, batch_loss, train
 
 NUM_ITEMS = 40
 MAX_LEN = 8
@@ -83,6 +87,32 @@ def run(tmp: Path, cfg: TrainConfig, model: nn.Module | None = None, **kwargs: A
     return model, result
 
 
+def checkpoint_sets(tmp: Path) -> list[Path]:
+    """The per-configuration checkpoint folders of a run in ``tmp``."""
+    return sorted(path for path in (tmp / "ckpt").iterdir() if path.is_dir())
+
+
+def epoch_files(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.glob("epoch-*.pt"))
+
+
+def newest_checkpoint(tmp: Path) -> dict[str, Any]:
+    """The newest epoch checkpoint of the only configuration trained in ``tmp``."""
+    (folder,) = checkpoint_sets(tmp)
+    return load_checkpoint(folder / epoch_files(folder)[-1])
+
+
+def file_bytes(folder: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(folder)): path.read_bytes()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def truncate(path: Path, size: int = 5_000) -> None:
+    data = path.read_bytes()
+    assert len(data) > size
+    path.write_bytes(data[:size])
+
+
 def assert_same_weights(a: nn.Module | dict[str, torch.Tensor],
                         b: nn.Module | dict[str, torch.Tensor]) -> None:
     sa = a.state_dict() if isinstance(a, nn.Module) else a
@@ -119,8 +149,7 @@ def test_two_runs_same_seed_identical(tmp_path: Path, loss: str, objective: str)
     m2, r2 = run(tmp_path / "b", cfg)
     assert_same_weights(m1, m2)
     results_equal(r1, r2)
-    last1 = load_checkpoint(tmp_path / "a" / "ckpt" / "last.pt")
-    last2 = load_checkpoint(tmp_path / "b" / "ckpt" / "last.pt")
+    last1, last2 = newest_checkpoint(tmp_path / "a"), newest_checkpoint(tmp_path / "b")
     assert_same_weights(last1["model"], last2["model"])
 
 
@@ -134,8 +163,7 @@ def test_resume_after_kill_is_bit_identical(tmp_path: Path, kill: tuple[int, int
     assert result.resumed_from_epoch == kill[0] - 1
     assert_same_weights(reference, resumed)  # best weights
     results_equal(ref_result, result)
-    last_ref = load_checkpoint(tmp_path / "ref" / "ckpt" / "last.pt")
-    last_res = load_checkpoint(tmp_path / "killed" / "ckpt" / "last.pt")
+    last_ref, last_res = newest_checkpoint(tmp_path / "ref"), newest_checkpoint(tmp_path / "killed")
     assert_same_weights(last_ref["model"], last_res["model"])  # final weights
     assert torch.equal(last_ref["rng"]["torch"], last_res["rng"]["torch"])
     history = pd.read_parquet(tmp_path / "killed" / "hist.pq")
@@ -144,23 +172,24 @@ def test_resume_after_kill_is_bit_identical(tmp_path: Path, kill: tuple[int, int
 
 def test_kill_between_best_and_last_checkpoint(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """best.pt of epoch 2 written, then killed before last.pt: epoch 2 is redone identically."""
+    """best.pt of epoch 2 written, then killed before epoch-0002.pt: epoch 2 is redone
+    identically (best.pt, ahead of the checkpoint resumed, is rebuilt from epoch 1's)."""
     cfg = config(epochs=3)
     reference, ref_result = run(tmp_path / "ref", cfg)
-    real_save = loop.save_checkpoint
+    real_save = checkpoint.save_checkpoint
     saves: list[str] = []
 
     def flaky_save(obj: Any, path: Any) -> None:
         saves.append(Path(path).name)
-        if Path(path).name == "last.pt" and saves.count("last.pt") == 3:  # epochs 0, 1, 2
+        if Path(path).name == "epoch-0002.pt":
             raise Kill
         real_save(obj, path)
 
-    monkeypatch.setattr(loop, "save_checkpoint", flaky_save)
+    monkeypatch.setattr(checkpoint, "save_checkpoint", flaky_save)
     with pytest.raises(Kill):
         run(tmp_path / "killed", cfg)
-    assert saves[-2:] == ["best.pt", "last.pt"]  # epoch 2 improved: its best.pt is on disk
-    monkeypatch.setattr(loop, "save_checkpoint", real_save)
+    assert saves[-2:] == ["best.pt", "epoch-0002.pt"]  # epoch 2 improved: its best.pt is on disk
+    monkeypatch.setattr(checkpoint, "save_checkpoint", real_save)
     resumed, result = run(tmp_path / "killed", cfg, model=fresh_model(seed=3))
     assert result.resumed_from_epoch == 1
     assert_same_weights(reference, resumed)
@@ -188,7 +217,7 @@ def test_early_stopping_keeps_best(tmp_path: Path) -> None:
     assert result.stopped_early and result.epochs_run == 5
     assert result.best_epoch == 2 and result.best_metrics == {"mrr": 0.3}
     assert_same_weights(model, snapshots[1])
-    state, meta = load_best(tmp_path / "ckpt" / "best.pt")
+    state, meta = load_best(result.best_checkpoint)
     assert meta["epoch"] == 2 and meta["metrics"] == {"mrr": 0.3}
     assert_same_weights(state, snapshots[1])
     history = pd.read_parquet(tmp_path / "hist.pq")
@@ -197,25 +226,38 @@ def test_early_stopping_keeps_best(tmp_path: Path) -> None:
 
 
 def test_checkpoints_load_weights_only(tmp_path: Path) -> None:
-    run(tmp_path, config(epochs=1))
-    for name in ("best.pt", "last.pt"):
-        ckpt = torch.load(tmp_path / "ckpt" / name, weights_only=True)
+    _, result = run(tmp_path, config(epochs=1))
+    folder = result.best_checkpoint.parent
+    assert folder.name == result.config_hash[:12]
+    assert epoch_files(folder) == ["epoch-0000.pt", "epoch-0001.pt"]
+    for name in ("best.pt", "epoch-0001.pt"):
+        ckpt = torch.load(folder / name, weights_only=True)
         assert set(TinyRec().state_dict()) == set(ckpt["model"])
-    last = torch.load(tmp_path / "ckpt" / "last.pt", weights_only=True)
+    last = torch.load(folder / "epoch-0001.pt", weights_only=True)
     assert {"model", "optimizer", "rng", "state", "config_hash"} <= set(last)
     assert isinstance(last["rng"]["generator"], torch.Tensor)
 
 
-def test_config_change_starts_fresh(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    run(tmp_path / "x", config(epochs=2))
+def test_config_change_starts_fresh_and_changing_back_resumes(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    original, first = run(tmp_path / "x", config(epochs=2))
+    (old_set,) = checkpoint_sets(tmp_path / "x")
+    old_files = file_bytes(old_set)
     changed = config(epochs=2, lr=1e-3)
-    with caplog.at_level(logging.WARNING):
+    with caplog.at_level(logging.INFO):
         model, result = run(tmp_path / "x", changed)
-    assert "another configuration" in caplog.text
+    assert "other configurations' checkpoints kept: " + old_set.name in caplog.text
     assert result.resumed_from_epoch == 0
     fresh, fresh_result = run(tmp_path / "y", changed)
     assert_same_weights(model, fresh)
     results_equal(result, fresh_result)
+    assert file_bytes(old_set) == old_files  # the first configuration's set, untouched
+    assert len(checkpoint_sets(tmp_path / "x")) == 2
+    # changing it back resumes the first run where it ended: no retraining from zero
+    back, back_result = run(tmp_path / "x", config(epochs=2), model=fresh_model(seed=4))
+    assert back_result.resumed_from_epoch == 2
+    assert_same_weights(original, back)
+    results_equal(first, back_result)
 
 
 def test_raising_the_epoch_budget_continues_the_same_run(tmp_path: Path) -> None:
@@ -227,17 +269,21 @@ def test_raising_the_epoch_budget_continues_the_same_run(tmp_path: Path) -> None
     results_equal(result, straight_result)
 
 
-def test_lowering_the_epoch_budget_stops_at_it_or_starts_afresh(tmp_path: Path) -> None:
+def test_lowering_the_epoch_budget_stops_at_it_from_a_kept_checkpoint(tmp_path: Path) -> None:
     run(tmp_path / "x", config(epochs=3))
+    (folder,) = checkpoint_sets(tmp_path / "x")
     # a budget at the checkpoint's epoch ends the run where it is
     model, result = run(tmp_path / "x", config(epochs=3, patience=1_000))
     assert result.resumed_from_epoch == 3 and result.epochs_run == 3
-    # a budget below it cannot be honoured by that trajectory: a fresh run, equal to a straight one
+    # a budget below it: the trajectory's epoch-2 checkpoint ends the run, equal to a straight one
     model, result = run(tmp_path / "x", config(epochs=2))
     straight, straight_result = run(tmp_path / "y", config(epochs=2))
-    assert result.resumed_from_epoch == 0
+    assert result.resumed_from_epoch == 2 and result.epochs_run == 2
     assert_same_weights(model, straight)
     results_equal(result, straight_result)
+    assert "epoch-0003.pt" in epoch_files(folder)  # nothing deleted: raising it again continues
+    _, again = run(tmp_path / "x", config(epochs=3))
+    assert again.resumed_from_epoch == 3
 
 
 def test_training_learns(tmp_path: Path) -> None:
@@ -289,10 +335,6 @@ def test_config_validation() -> None:
 
 
 def test_smoke_with_real_model(tmp_path: Path) -> None:
-    try:
-        from hybridrec.models import build_model
-    except ImportError as error:  # the models package is written in parallel
-        pytest.skip(f"hybridrec.models not importable: {error}")
     torch.manual_seed(0)
     model = build_model("fmlp", NUM_ITEMS, max_len=MAX_LEN)
     result = train(model, DATA, config(epochs=1), checkpoint_dir=tmp_path, validate=validate)
@@ -304,3 +346,96 @@ def test_the_claimed_device_is_placement_not_configuration():
     auto = TrainConfig(device="auto")
     assert TrainConfig(device="auto", placement="cuda:1").resume_key() == auto.resume_key()
     assert TrainConfig(device="cpu").resume_key() != auto.resume_key()
+
+
+# -- Damaged checkpoints and failed reruns -----------------------------------------------------
+
+
+def test_truncated_newest_checkpoint_resumes_from_the_previous_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Killed in epoch 4 with epoch-0003.pt damaged: it is set aside, epoch 2 resumed, and the
+    run ends bit for bit where an uninterrupted one ends."""
+    cfg = config(epochs=4)
+    reference, ref_result = run(tmp_path / "ref", cfg)
+    with pytest.raises(Kill):
+        run(tmp_path / "killed", cfg, on_step=kill_at(4, 1))
+    (folder,) = checkpoint_sets(tmp_path / "killed")
+    truncate(folder / "epoch-0003.pt")
+    with caplog.at_level(logging.INFO):
+        resumed, result = run(tmp_path / "killed", cfg, model=fresh_model(seed=99))
+    assert f"{folder / 'epoch-0003.pt'}: damaged checkpoint" in caplog.text
+    assert (folder / "epoch-0003.pt.damaged").stat().st_size == 5_000  # kept, not deleted
+    assert result.resumed_from_epoch == 2
+    assert_same_weights(reference, resumed)
+    results_equal(ref_result, result)
+    assert_same_weights(newest_checkpoint(tmp_path / "ref")["model"],
+                        load_checkpoint(folder / "epoch-0004.pt")["model"])
+
+
+def test_a_flipped_byte_is_caught_and_best_rebuilt(tmp_path: Path,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    """A byte flipped inside best.pt's weights still unpickles: the CRC check catches it, and
+    best.pt is rebuilt from the best epoch's own checkpoint."""
+    cfg = config(epochs=2)
+    reference, ref_result = run(tmp_path / "ref", cfg)
+    with pytest.raises(Kill):
+        run(tmp_path / "killed", cfg, on_step=kill_at(2, 1))
+    (folder,) = checkpoint_sets(tmp_path / "killed")
+    data = bytearray((folder / "best.pt").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "best.pt").write_bytes(bytes(data))
+    with caplog.at_level(logging.INFO):
+        resumed, result = run(tmp_path / "killed", cfg, model=fresh_model(seed=99))
+    assert "fails its CRC-32" in caplog.text and (folder / "best.pt.damaged").exists()
+    assert result.resumed_from_epoch == 1
+    assert_same_weights(reference, resumed)
+    results_equal(ref_result, result)
+
+
+def test_all_checkpoints_damaged_start_afresh_naming_them(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    cfg = config(epochs=3)
+    reference, ref_result = run(tmp_path / "ref", cfg)
+    run(tmp_path / "x", cfg)
+    (folder,) = checkpoint_sets(tmp_path / "x")
+    damaged = epoch_files(folder)
+    assert damaged == ["epoch-0001.pt", "epoch-0002.pt", "epoch-0003.pt"]
+    for name in damaged:
+        truncate(folder / name, 100)
+    with caplog.at_level(logging.INFO):
+        model, result = run(tmp_path / "x", cfg)
+    for name in damaged:
+        assert f"{folder / name}: damaged checkpoint" in caplog.text
+        assert (folder / f"{name}.damaged").read_bytes() != b""
+    assert f"none of the 3 checkpoints in {folder} can be resumed" in caplog.text
+    assert result.resumed_from_epoch == 0
+    assert_same_weights(reference, model)
+    results_equal(ref_result, result)
+
+
+def test_a_failing_rerun_leaves_every_checkpoint_in_place(tmp_path: Path) -> None:
+    """A rerun with a val_metric validation does not compute fails, deleting nothing."""
+    run(tmp_path, config(epochs=2))
+    before = file_bytes(tmp_path / "ckpt")
+    with pytest.raises(ConfigError, match="training.val_metric: 'hr@20'"):
+        run(tmp_path, config(epochs=2, val_metric="hr@20"))
+    after = file_bytes(tmp_path / "ckpt")
+    assert {name: after[name] for name in before} == before
+
+
+def test_kept_checkpoints_are_the_newest_and_the_best_epochs_they_name(tmp_path: Path) -> None:
+    scores = iter([0.1, 0.5, 0.2, 0.3, 0.25, 0.2, 0.9])
+    _, result = run(tmp_path, config(epochs=6), validate=lambda m: {"mrr": next(scores)})
+    assert result.best_epoch == 2
+    (folder,) = checkpoint_sets(tmp_path)
+    assert epoch_files(folder) == ["epoch-0002.pt", "epoch-0004.pt", "epoch-0005.pt",
+                                   "epoch-0006.pt"]
+    assert load_best(folder / "best.pt")[1]["epoch"] == 2
+
+
+def test_load_checkpoint_names_a_damaged_file(tmp_path: Path) -> None:
+    run(tmp_path, config(epochs=1))
+    (folder,) = checkpoint_sets(tmp_path)
+    truncate(folder / "epoch-0001.pt")
+    with pytest.raises(CheckpointError, match=r"epoch-0001\.pt: damaged checkpoint"):
+        load_checkpoint(folder / "epoch-0001.pt")

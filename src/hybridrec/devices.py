@@ -1,12 +1,16 @@
-"""Which GPU a job trains on: one distinct device per concurrent job on a machine.
+"""Where a job computes: what a device name means, the cores it may use, which GPU it claims.
 
-Snakemake counts ``--resources gpu=N`` but never says *which* GPU a job gets, so two training
-jobs on a two-GPU workstation would both open ``cuda:0``. Each job therefore claims a device by
-taking an exclusive ``flock`` on that device's lock file and holds it while it trains. The kernel
-drops a ``flock`` when its process dies, SIGKILL included, so a killed job never leaves a device
-claimed. A scheduler that sets ``CUDA_VISIBLE_DEVICES`` (SLURM does for ``--gpus``) narrows the
-candidates to what it granted; lock files are named by the physical device (the entry in that
-variable), so jobs with different grants never contend.
+:func:`resolve_device` and :func:`available_cores` turn ``training.device`` and
+``training.threads: 0`` into a torch device and a thread count, for training and evaluation.
+
+One distinct GPU per concurrent job on a machine: Snakemake counts ``--resources gpu=N`` but never
+says *which* GPU a job gets, so two training jobs on a two-GPU workstation would both open
+``cuda:0``. Each job therefore claims a device by taking an exclusive ``flock`` on that device's
+lock file and holds it while it trains. The kernel drops a ``flock`` when its process dies, SIGKILL
+included, so a killed job never leaves a device claimed. A scheduler that sets
+``CUDA_VISIBLE_DEVICES`` (SLURM does for ``--gpus``) narrows the candidates to what it granted; lock
+files are named by the physical device (the entry in that variable), so jobs with different grants
+never contend.
 """
 
 from __future__ import annotations
@@ -29,6 +33,20 @@ from hybridrec.errors import HybridrecError
 log = logging.getLogger(__name__)
 
 LOCK_DIR_VARIABLE = "HYBRIDREC_GPU_LOCK_DIR"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` -> CUDA when available, else the CPU; anything else as ``torch.device``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity), else the machine's count."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 class DeviceBusyError(HybridrecError):

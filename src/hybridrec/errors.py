@@ -31,3 +31,7 @@ class DownloadError(HybridrecError):
 
 class ConfigError(HybridrecError, ValueError):
     """A config value is invalid; the message names the key."""
+
+
+class CheckpointError(HybridrecError):
+    """A checkpoint file is damaged or is not one of ours; the message names the file."""

@@ -10,7 +10,6 @@ Inside a pipeline job every writer attaches the job's provenance record
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
@@ -70,12 +69,6 @@ def write_parquet(frame: pd.DataFrame, path: str | os.PathLike[str],
     write_table(table, path, metadata)
 
 
-def read_parquet_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
-    """Return the string key/value metadata written by :func:`write_parquet`."""
-    raw = pq.read_schema(path).metadata or {}
-    return {k.decode(): v.decode() for k, v in raw.items()}
-
-
 def write_json(obj: Any, path: str | os.PathLike[str]) -> None:
     """Write JSON atomically with sorted keys, so equal objects give equal bytes; an object
     gains a ``provenance`` key inside a job."""
@@ -103,12 +96,3 @@ def write_text(text: str, path: str | os.PathLike[str]) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
-
-
-def sha256_file(path: str | os.PathLike[str], chunk_size: int = 1 << 20) -> str:
-    """Hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(chunk_size):
-            digest.update(chunk)
-    return digest.hexdigest()

@@ -9,10 +9,10 @@ from pathlib import Path
 import torch
 
 from hybridrec.data.store import dataset_files
+from hybridrec.devices import available_cores
 from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
 from hybridrec.export import write_predictions
 from hybridrec.io import write_json
-from hybridrec.training.loop import available_cores
 from hybridrec.training.run import load_model
 
 log = logging.getLogger(__name__)

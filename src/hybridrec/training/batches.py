@@ -30,13 +30,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pyarrow as pa
 import torch
 
-Objective = Literal["prefix", "causal"]
 OBJECTIVES: tuple[str, ...] = ("prefix", "causal")
 
 

@@ -1,8 +1,21 @@
-"""Checkpoints that load with ``torch.load(..., weights_only=True)``, written atomically.
+"""Checkpoints: written atomically, verified on load, kept per configuration, never lost to damage.
 
-Everything stored is a tensor or a plain Python value (dict, list, tuple, str, int, float, bool,
-None): random-number-generator states included (torch states are ``ByteTensor``s; numpy's is kept
-as a tensor plus plain values; Python's ``random`` state as nested tuples of ints).
+A file loads with ``torch.load(..., weights_only=True)``: everything stored is a tensor or a plain
+Python value (dict, list, tuple, str, int, float, bool, None), random-number-generator states
+included (see :mod:`hybridrec.training.seeding`). Loading first checks the CRC-32 that torch's
+zip format records for every entry, so a truncated file and a flipped byte are both caught.
+
+:class:`CheckpointSet` is the checkpoints of one configuration of one training run, in their own
+folder ``<root>/<config hash[:12]>/``:
+
+- ``epoch-NNNN.pt``: the full resume state after epoch NNNN (``epoch-0000.pt`` before the
+  first step). The newest :data:`KEEP_LAST` are kept, and every epoch that a kept one names as its
+  best, so that ``best.pt`` can always be rebuilt;
+- ``best.pt``: the weights and validation metrics of the best epoch so far.
+
+A file that fails to load is logged by path and moved aside to ``<name>.damaged``, never
+deleted, and the next older one is tried. Folders of other configurations are never touched, so
+changing a setting and changing it back resumes the earlier run.
 """
 
 from __future__ import annotations
@@ -10,18 +23,27 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import logging
 import os
-import random
-from collections.abc import Mapping
+import pickle
+import re
+import zipfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
+from hybridrec.errors import CheckpointError
 from hybridrec.io import atomic_path
 
 FORMAT_VERSION = 1
+KEEP_LAST = 3
+"""Epoch checkpoints kept besides the best epochs they name: a damaged newest one costs an epoch."""
+_EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
+# What torch.load and zipfile raise on a damaged file (after the CRC check, rarely anything).
+_READ_ERRORS = (OSError, RuntimeError, EOFError, ValueError, KeyError, zipfile.BadZipFile,
+                pickle.UnpicklingError)
 
 
 def _plain(obj: Any) -> Any:
@@ -59,10 +81,25 @@ def save_checkpoint(obj: Mapping[str, Any], path: str | os.PathLike[str]) -> Non
 
 def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
                     ) -> dict[str, Any]:
-    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``."""
-    loaded = torch.load(Path(path), map_location=map_location, weights_only=True)
+    """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
+
+    Raises CheckpointError naming ``path`` when any entry fails its CRC-32 check or the file
+    does not load (truncated, overwritten, not ours); a missing file is a FileNotFoundError.
+    """
+    path = Path(path)
+    try:
+        with zipfile.ZipFile(path) as archive:
+            corrupt = archive.testzip()
+        if corrupt is not None:
+            raise CheckpointError(f"{path}: damaged checkpoint (entry {corrupt} fails its CRC-32)")
+        loaded = torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except _READ_ERRORS as error:
+        raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})"
+                              ) from error
     if not isinstance(loaded, dict):
-        raise ValueError(f"{path}: not a hybridrec checkpoint (top level is not a dict)")
+        raise CheckpointError(f"{path}: not a hybridrec checkpoint (top level is not a dict)")
     return loaded
 
 
@@ -74,31 +111,116 @@ def load_best(path: str | os.PathLike[str], map_location: str | torch.device = "
     return state, ckpt
 
 
-def capture_rng_state(generator: torch.Generator | None = None) -> dict[str, Any]:
-    """Every RNG the training may touch: torch CPU, CUDA (all devices), numpy, Python, and
-    ``generator`` (the batch-shuffle / negative-sampling generator)."""
-    legacy = np.random.get_state(legacy=True)  # noqa: NPY002
-    np_name, np_keys, np_pos, np_has_gauss, np_gauss = legacy
-    version, internal, gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": {"name": str(np_name), "keys": torch.from_numpy(np.asarray(np_keys, np.int64)),
-                  "pos": int(np_pos), "has_gauss": int(np_has_gauss), "gauss": float(np_gauss)},
-        "python": [int(version), [int(v) for v in internal], gauss],
-        "generator": None if generator is None else generator.get_state(),
-    }
+class CheckpointSet:
+    """The checkpoints of one configuration (``digest``) under ``root``; see the module doc."""
 
+    def __init__(self, root: str | os.PathLike[str], digest: str, log: logging.Logger,
+                 keep_last: int = KEEP_LAST) -> None:
+        self.root = Path(root)
+        self.digest = digest
+        self.folder = self.root / digest[:12]
+        self.best_path = self.folder / "best.pt"
+        self.log = log
+        self.keep_last = keep_last
 
-def restore_rng_state(state: Mapping[str, Any], generator: torch.Generator | None = None) -> None:
-    """Inverse of :func:`capture_rng_state`."""
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    npst = state["numpy"]
-    np.random.set_state((npst["name"], npst["keys"].numpy().astype(np.uint32),  # noqa: NPY002
-                         npst["pos"], npst["has_gauss"], npst["gauss"]))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if generator is not None and state["generator"] is not None:
-        generator.set_state(state["generator"])
+    def epoch_path(self, epoch: int) -> Path:
+        return self.folder / f"epoch-{epoch:04d}.pt"
+
+    def epochs(self) -> list[int]:
+        """Epochs that have a checkpoint file, newest first."""
+        names = (_EPOCH_FILE.fullmatch(path.name) for path in self.folder.glob("epoch-*.pt"))
+        return sorted((int(match.group(1)) for match in names if match), reverse=True)
+
+    def other_configurations(self) -> list[str]:
+        """Folders of the other configurations' checkpoint sets beside this one."""
+        if not self.root.is_dir():
+            return []
+        return sorted(path.name for path in self.root.iterdir()
+                      if path.is_dir() and path != self.folder)
+
+    def intact(self) -> Iterator[dict[str, Any]]:
+        """This configuration's intact epoch checkpoints, newest first (damaged ones set aside)."""
+        for epoch in self.epochs():
+            path = self.epoch_path(epoch)
+            ckpt = self._read(path) if path.exists() else None  # may have been set aside since
+            if ckpt is not None:
+                yield ckpt
+
+    def save_epoch(self, payload: Mapping[str, Any], epoch: int,
+                   best_epoch_after: Mapping[int, int]) -> None:
+        """Write epoch ``epoch``'s checkpoint, then delete the older ones no longer needed.
+
+        ``best_epoch_after[e]`` is the best epoch as of epoch ``e``: the newest ``keep_last``
+        epochs are kept and so is each of their best epochs. Epochs after ``epoch`` (from an
+        earlier, longer run of this configuration) are kept too.
+        """
+        save_checkpoint(payload, self.epoch_path(epoch))
+        newest = range(epoch - self.keep_last + 1, epoch + 1)
+        keep = {*newest, *(best_epoch_after.get(e, e) for e in newest)}
+        for old in self.epochs():
+            if old < epoch and old not in keep:
+                self.epoch_path(old).unlink(missing_ok=True)
+
+    def save_best(self, weights: Mapping[str, torch.Tensor], epoch: int,
+                  metrics: Mapping[str, float]) -> None:
+        save_checkpoint({"format_version": FORMAT_VERSION, "config_hash": self.digest,
+                         "epoch": epoch, "metrics": dict(metrics), "model": weights},
+                        self.best_path)
+
+    def ensure_best(self, ckpt: Mapping[str, Any]) -> bool:
+        """Make ``best.pt`` hold the best epoch named by the epoch checkpoint ``ckpt``.
+
+        It may hold a later epoch (a kill between writing ``best.pt`` and the epoch's checkpoint)
+        or be damaged: then it is rebuilt from that epoch's own checkpoint. False when no intact
+        copy of those weights is left (``ckpt`` cannot be resumed).
+        """
+        state = ckpt["state"]
+        best_epoch = int(state["best_epoch"])
+        if best_epoch == 0:  # nothing validated yet
+            return True
+        best = self._read(self.best_path) if self.best_path.exists() else None
+        if best is not None and best.get("epoch") == best_epoch:
+            return True
+        source_path = self.epoch_path(best_epoch)
+        source = ckpt if state["epoch"] == best_epoch else (
+            self._read(source_path) if source_path.exists() else None)
+        if source is None:
+            self.log.warning("%s cannot be resumed: the weights of its best epoch %d are in "
+                             "neither %s nor %s", self.epoch_path(state["epoch"]), best_epoch,
+                             self.best_path, source_path)
+            return False
+        self.save_best(source["model"], best_epoch, state["best_metrics"])
+        self.log.info("%s rebuilt from %s", self.best_path, source_path)
+        return True
+
+    def best_weights(self, epoch: int) -> dict[str, torch.Tensor]:
+        """The weights in ``best.pt``, which must be epoch ``epoch`` of this configuration."""
+        best = load_checkpoint(self.best_path)
+        if best.get("config_hash") != self.digest or best.get("epoch") != epoch:
+            raise CheckpointError(f"{self.best_path}: holds epoch {best.get('epoch')} of "
+                                  f"configuration {str(best.get('config_hash'))[:12]}, expected "
+                                  f"epoch {epoch} of {self.digest[:12]}")
+        return dict(best["model"])
+
+    def _read(self, path: Path) -> dict[str, Any] | None:
+        """The checkpoint at ``path`` if it is intact and of this configuration, else None."""
+        try:
+            ckpt = load_checkpoint(path)
+        except CheckpointError as error:
+            self._set_aside(path, error)
+            return None
+        if ckpt.get("config_hash") != self.digest:
+            self.log.warning("%s was written for configuration %.12s, not %.12s: not used", path,
+                             ckpt.get("config_hash"), self.digest)
+            return None
+        return ckpt
+
+    def _set_aside(self, path: Path, error: CheckpointError) -> None:
+        """Rename a damaged file to ``<name>.damaged`` (``.damaged.1``, ... if taken)."""
+        target = path.with_name(f"{path.name}.damaged")
+        count = 0
+        while target.exists():
+            count += 1
+            target = path.with_name(f"{path.name}.damaged.{count}")
+        os.replace(path, target)
+        self.log.error("%s; moved aside to %s", error, target)

@@ -12,12 +12,14 @@ import torch
 from hybridrec import provenance
 from hybridrec.codehash import weights_code_hash
 from hybridrec.data.store import dataset_files
+from hybridrec.devices import resolve_device
 from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
 from hybridrec.io import atomic_path
 from hybridrec.models import build_model
 from hybridrec.models.base import SequentialRecommender
 from hybridrec.training.batches import Sequences
-from hybridrec.training.loop import TrainConfig, TrainResult, resolve_device, train
+from hybridrec.training.config import TrainConfig
+from hybridrec.training.loop import TrainResult, train
 from hybridrec.training.settings import ModelSettings
 
 log = logging.getLogger(__name__)

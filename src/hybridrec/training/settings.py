@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from hybridrec.errors import ConfigError
+from hybridrec.evaluation.metrics import METRIC_KEYS
 from hybridrec.models import MODELS, hyperparameter_names
-from hybridrec.training.loop import TrainConfig
+from hybridrec.training.config import TrainConfig
 
 TRAIN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 # Set by the pipeline from other config sections, never per model.
 PIPELINE_KEYS = frozenset({"seed", "device", "placement", "bf16", "val_protocol", "num_threads"})
+# What validation during training computes (training.run: metrics_from_ranks' defaults); `users`
+# is a count, not a score.
+VALIDATION_METRICS: tuple[str, ...] = tuple(key for key in METRIC_KEYS if key != "users")
 
 
 @dataclass(frozen=True)
@@ -70,3 +74,18 @@ def check_model_settings(models: Mapping[str, Any], selected: list[str],
             settings = resolve_settings(name, models[name], dataset)
             MODELS[name].config_class(num_items=1, **settings.architecture)
             TrainConfig(**settings.training)
+            _check_val_metric(name, models[name], dataset, settings)
+
+
+def _check_val_metric(name: str, entry: Mapping[str, Any], dataset: str,
+                      settings: ModelSettings) -> None:
+    """Early stopping's metric must be one validation computes (the schema cannot see
+    ``per_dataset`` values); otherwise the job would fail after its first epoch."""
+    metric = settings.training.get("val_metric", TrainConfig.val_metric)
+    if metric in VALIDATION_METRICS:
+        return
+    override = "val_metric" in entry.get("per_dataset", {}).get(dataset, {})
+    key = f"models.{name}.per_dataset.{dataset}.val_metric" if override else \
+        f"models.{name}.val_metric"
+    raise ConfigError(f"{key}: {metric!r} is not computed by validation; choose one of "
+                      f"{list(VALIDATION_METRICS)}")
