@@ -1,7 +1,6 @@
-from hybridrec.devices import claim_device
+from hybridrec.devices import available_cores, claim_device
 from hybridrec.evaluation.report import evaluate_and_export
 from hybridrec.provenance import add_to_record, start_job
-from hybridrec.training.loop import available_cores
 
 start_job(snakemake)
 with claim_device(snakemake.params.device) as device:

@@ -1,6 +1,5 @@
-from hybridrec.devices import claim_device
+from hybridrec.devices import available_cores, claim_device
 from hybridrec.provenance import add_to_record, start_job
-from hybridrec.training.loop import available_cores
 from hybridrec.training.run import save_model, train_on_dataset
 from hybridrec.training.settings import ModelSettings
 
