@@ -222,3 +222,25 @@ def test_every_result_file_type_carries_its_provenance(demo_run, relative):
 
 RULE_SCRIPTS = {"align": "hybrid_align", "fusion": "hybrid_fusion", "shap": "hybrid_shap",
                 "features": "hybrid_features"}
+
+
+def test_the_results_bundle_is_written_from_the_finished_run_alone(demo_run, tmp_path):
+    workdir = tmp_path / "run"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    result = snakemake(workdir, "docs/results/demo", "--cores", "1", "--configfile",
+                       "config/demo.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = [line.split()[1].rstrip(":") for line in result.stdout.splitlines()
+           if line.strip().startswith("rule ")]
+    assert ran == ["results_bundle"], ran  # nothing upstream was stale
+    bundle = workdir / "docs/results/demo"
+    record = json.loads((bundle / "provenance.json").read_text())
+    assert set(record["training"]) == {"linrec", "fmlp"}
+    assert record["training"]["fmlp"]["epochs_run"] >= record["training"]["fmlp"]["best_epoch"]
+    assert record["code"]["train[dataset=demo,model=fmlp]"] == code_hash(
+        REPO / "workflow/scripts/train.py", "fmlp")
+    table5 = pd.read_csv(bundle / "tables/table5.csv")
+    assert set(table5["dataset"]) == {"demo"}
+    assert (bundle / "tables/table5.md").read_text().startswith("| dataset |")
+    assert (bundle / "figures/learning_curve_demo_fmlp.png").stat().st_size > 1000
+    assert "## Training" in (bundle / "README.md").read_text()
