@@ -8,4 +8,4 @@ configure_logging(snakemake.log[0])
 dataset = snakemake.params.dataset
 raw = load_raw(dataset, snakemake.input.raw or None)
 write_dataset(raw, preprocess_config(dataset), Path(snakemake.output[0]).parent,
-              seed=snakemake.params.seed)
+              dataset=snakemake.wildcards.dataset)
