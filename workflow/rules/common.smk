@@ -100,8 +100,9 @@ REPORT_TABLES = [
     for name in ("table1", "table2", "table3", "table4", "table5", "table5_extended", "table6")
 ]
 # each table's caption, as the report shows it beside the CSV file
+# (source_path: relative to this file, also when the workflow is used as a module)
 TABLE_CAPTIONS = {
-    Path(table).name: Path(workflow.basedir, "workflow/report", f"{Path(table).stem}.rst")
+    Path(table).name: Path(workflow.source_path(f"../report/{Path(table).stem}.rst"))
     .read_text()
     .strip()
     for table in REPORT_TABLES
