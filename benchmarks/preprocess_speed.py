@@ -20,7 +20,7 @@ from hybridrec.data.candidates import SAMPLED_PROTOCOLS, protocol_rng, sample_ne
 from hybridrec.data.preprocess import PreprocessConfig, build_interactions
 from hybridrec.data.readers import read_interactions
 from hybridrec.data.split import leave_one_out_split
-from hybridrec.data.store import write_dataset
+from hybridrec.data.store import write_candidates, write_dataset
 
 
 def synthetic_table(n: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:
@@ -67,7 +67,9 @@ def main() -> None:
         timings[f"candidates {name} (one split)"] = time.perf_counter() - start
     with tempfile.TemporaryDirectory() as root:
         start = time.perf_counter()
-        stats = write_dataset(raw, config, root, seed=0)
+        stats = write_dataset(raw, config, root, dataset="beauty")
+        for name in SAMPLED_PROTOCOLS:
+            write_candidates(root, name, seed=0, dataset="beauty")
         timings["whole dataset folder, written"] = time.perf_counter() - start
 
     print(f"input: {len(raw):,} interactions -> {stats['interactions']:,} after dedupe + 5-core, "

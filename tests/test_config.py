@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import pytest
@@ -85,3 +86,65 @@ def test_settings_split_architecture_from_training_with_per_dataset_overrides():
     assert causal.architecture["causal"] is True
     sasrec = resolve_settings("sasrec", {**config["models"]["sasrec"], "objective": "causal"}, "x")
     assert "causal" not in sasrec.architecture
+
+
+def _override(model: str, dataset: str, **values):
+    return lambda c: c["models"][model].setdefault("per_dataset", {}).update({dataset: values})
+
+
+@pytest.mark.parametrize("change, path", [
+    (_override("fmlp", "demo", max_len=1), "['models']['fmlp']['per_dataset']['demo']['max_len']"),
+    (_override("fmlp", "demo", epochs=0), "['models']['fmlp']['per_dataset']['demo']['epochs']"),
+    (_override("fmlp", "demo", val_metric="hr@20"),
+     "['models']['fmlp']['per_dataset']['demo']['val_metric']"),
+    (_override("linrec", "demo", betas=[0.9, 1.0]),
+     "['models']['linrec']['per_dataset']['demo']['betas']"),
+    (lambda c: c.update(seed=2**32), "['seed']"),
+    (lambda c: c["hybrid"].update(fusion_seeds=[0, -1]), "['hybrid']['fusion_seeds']"),
+    (lambda c: c["hybrid"].update(branches=["linrec", "../../x"]), "['hybrid']['branches']"),
+    (lambda c: c["models"].update({"a/b": {}}), "['models']"),
+])
+def test_schema_bounds_overrides_seeds_and_names_with_the_full_key_path(change, path):
+    config = load("config.yaml", "demo.yaml")
+    change(config)
+    with pytest.raises(Exception, match=re.escape(f"On instance{path}")):
+        validate(copy.deepcopy(config), schema=SCHEMA)
+
+
+@pytest.mark.parametrize("change, message", [
+    (_override("linrec", "Demo", epochs=2),
+     "models.linrec.per_dataset.Demo: unknown dataset 'Demo' (did you mean 'demo'?)"),
+    (_override("fmlp", "demo", droput=0.1), "models.fmlp.per_dataset.demo.droput: unknown key"),
+    (_override("fmlp", "demo", per_dataset={}),
+     "models.fmlp.per_dataset.demo.per_dataset: unknown key"),
+    (_override("fmlp", "demo", objective="causal"),
+     "models.fmlp.per_dataset.demo.objective: 'causal'"),
+    (_override("linrec", "demo", hidden_size=30, n_heads=4),
+     "models.linrec.per_dataset.demo.hidden_size: model 'linrec': hidden_size=30 is not a "
+     "multiple of n_heads=4"),
+    (lambda c: c["models"]["sasrec"].update(n_heads=5),
+     "models.sasrec.n_heads: model 'sasrec': hidden_size=32 is not a multiple of n_heads=5"),
+    (_override("linrec", "beauty", norm="paper", objective="causal"),
+     "models.linrec.per_dataset.beauty.norm, models.linrec.per_dataset.beauty.objective: "),
+    (lambda c: c["hybrid"].update(branches=["linrec", "fmpl"]),
+     "hybrid.branches[1]: 'fmpl' is not a declared model"),
+    (lambda c: c["gate_search"].update(trials=5, shards=1000),
+     "gate_search.shards: 1000 shards for 5 trials (gate_search.trials) would leave 995"),
+    (lambda c: c["datasets"]["beauty-fmlp"].update(path=str(REPO / "tests")),
+     "datasets.beauty-fmlp.path: "),
+])
+def test_config_check_names_the_full_key_path(change, message):
+    config = load("config.yaml", "demo.yaml")
+    config["run"]["models"] = ["linrec", "fmlp", "sasrec"]
+    change(config)
+    validate(config, schema=SCHEMA)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(config)
+
+
+def test_overrides_are_validated_without_schema_defaults_injected():
+    config = load("config.yaml")
+    validate(config, schema=SCHEMA)
+    assert config["models"]["linrec"]["per_dataset"] == {"ml-1m": {"hidden_size": 128,
+                                                                   "max_len": 200}}
+    check_config(config)

@@ -106,6 +106,10 @@ BAD_INPUTS = {
     "empty": ("empty.txt", "", "format: fmlp_txt", "empty.txt"),
     "tooshort": ("tooshort.txt", _fmlp_lines(20, 1), "format: fmlp_txt",
                  "no user has 3 or more interactions"),
+    "threes": ("threes.txt", _fmlp_lines(20, 3), "format: fmlp_txt",
+               "datasets.threes: every user has fewer than 4 interactions"),
+    "beyond": ("beyond.dat", "1::10::5::978300760\n1::99999999999999999999::4::978300761\n",
+               "format: movielens_dat", "beyond.dat, line 2, column 'item'"),
 }
 
 

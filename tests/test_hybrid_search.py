@@ -76,6 +76,14 @@ def test_training_data_needs_two_rows_per_class() -> None:
         gate_training_data(features, FEATURES, lists, target)
 
 
+@pytest.mark.parametrize("held_out", [1e-6, 0.999999])
+def test_a_held_out_share_that_empties_a_part_names_the_key(held_out: float) -> None:
+    features, lists, target = _synthetic(200)
+    with pytest.raises(HybridrecError, match=r"hybrid\.held_out: .* set hybrid\.held_out "
+                                             r"between 0\.0\d+ and 0\.9\d+"):
+        gate_training_data(features, FEATURES, lists, target, held_out=held_out)
+
+
 def test_shards_are_deterministic_and_gather_picks_the_best() -> None:
     features, lists, target = _synthetic()
     train, held_out = gate_training_data(features, FEATURES, lists, target, seed=0)

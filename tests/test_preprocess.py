@@ -9,11 +9,22 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import raw_frame, shared_file
 
-from hybridrec.data.candidates import SAMPLED_PROTOCOLS, protocol_rng, sample_negatives
+from hybridrec.data.candidates import (
+    SAMPLED_PROTOCOLS,
+    candidates_table,
+    protocol_rng,
+    sample_negatives,
+)
 from hybridrec.data.preprocess import PreprocessConfig, build_interactions, k_core
 from hybridrec.data.readers import read_interactions
 from hybridrec.data.split import leave_one_out_split
-from hybridrec.data.store import SplitArrays, dataset_files, write_dataset
+from hybridrec.data.store import (
+    SplitArrays,
+    candidate_files,
+    dataset_files,
+    write_candidates,
+    write_dataset,
+)
 from hybridrec.errors import HybridrecError
 
 
@@ -131,19 +142,75 @@ def test_a_user_who_saw_almost_everything_is_sampled_exactly_or_rejected():
 
 
 def _digests(root):
-    return {name: hashlib.sha256(path.read_bytes()).hexdigest()
-            for name, path in dataset_files(root).items()}
+    files = {**dataset_files(root), **{f"{split}.{protocol}": path
+                                       for protocol in SAMPLED_PROTOCOLS
+                                       for split, path in candidate_files(root, protocol).items()}}
+    return {name: hashlib.sha256(path.read_bytes()).hexdigest() for name, path in files.items()}
+
+
+def _write(raw, root, seed, protocols=tuple(SAMPLED_PROTOCOLS)):
+    write_dataset(raw, PreprocessConfig(), root, dataset="test")
+    for protocol in protocols:
+        write_candidates(root, protocol, seed=seed, dataset="test")
 
 
 def test_same_seed_gives_byte_identical_files(tmp_path):
     raw = random_raw(5)
-    write_dataset(raw, PreprocessConfig(), tmp_path / "a", seed=11)
-    write_dataset(raw, PreprocessConfig(), tmp_path / "b", seed=11)
-    write_dataset(raw, PreprocessConfig(), tmp_path / "c", seed=12)
+    _write(raw, tmp_path / "a", seed=11)
+    _write(raw, tmp_path / "b", seed=11)
+    _write(raw, tmp_path / "c", seed=12)
     a, b, c = _digests(tmp_path / "a"), _digests(tmp_path / "b"), _digests(tmp_path / "c")
     assert a == b
     assert a["test.uniform99"] != c["test.uniform99"]
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+def test_candidates_drawn_from_the_folder_equal_those_drawn_in_memory(tmp_path):
+    raw = random_raw(6, n_items=150)
+    _write(raw, tmp_path, seed=3, protocols=["pop100"])
+    data = build_interactions(raw, PreprocessConfig())
+    targets = pq.read_table(tmp_path / "split" / "test.parquet").column("target").to_numpy()
+    expected = candidates_table(data, targets, SAMPLED_PROTOCOLS["pop100"],
+                                protocol_rng(3, "test", "pop100"))
+    assert pq.read_table(candidate_files(tmp_path, "pop100")["test"]).equals(expected)
+    assert not candidate_files(tmp_path, "uniform99")["test"].exists()  # only what was asked
+
+
+def test_a_catalogue_too_small_for_a_protocol_names_dataset_protocol_users_and_setting(tmp_path):
+    # 40 items: every user has fewer than 99 unseen items; full ranking needs no candidates
+    rng = np.random.default_rng(0)
+    users = np.repeat(np.arange(100, 130), 6)
+    raw = raw_frame(users, rng.integers(1, 41, len(users)), np.arange(len(users)))
+    write_dataset(raw, PreprocessConfig(), tmp_path, dataset="tiny")
+    message = (r"datasets\.tiny: protocol uniform99 draws 99 negatives .* 30 of 30 users .* "
+               r"e\.g\. user\(s\) 100, 101, .*remove 'uniform99' from evaluation\.protocols")
+    with pytest.raises(HybridrecError, match=message):
+        write_candidates(tmp_path, "uniform99", seed=0, dataset="tiny")
+    assert not (tmp_path / "candidates").exists()
+
+
+def test_users_of_exactly_three_interactions_leave_nothing_to_train_on(tmp_path):
+    raw = raw_frame(np.repeat([1, 2, 3], 3), [1, 2, 3, 2, 3, 4, 1, 3, 4], np.arange(9))
+    with pytest.raises(HybridrecError, match=r"datasets\.three: every user has fewer than 4 "
+                                             r".*datasets\.three\.preprocess"):
+        write_dataset(raw, PreprocessConfig(), tmp_path, dataset="three")
+    assert not list(tmp_path.rglob("*.parquet"))
+    # one longer user is enough: the others still serve as evaluation users
+    longer = raw_frame(np.repeat([1, 2, 3], [3, 3, 4]), [1, 2, 3, 2, 3, 4, 1, 3, 4, 2],
+                       np.arange(10))
+    assert write_dataset(longer, PreprocessConfig(), tmp_path, dataset="three")["users"] == 3
+
+
+def test_exact_duplicate_rows_are_counted_in_stats_and_logged(tmp_path, caplog):
+    # (1, 10, t=5) twice, (2, 11, t=7) three times; (1, 12) at two times is no duplicate
+    raw = raw_frame([1, 1, 1, 1, 1, 2, 2, 2, 2, 2], [10, 10, 12, 12, 13, 11, 11, 11, 14, 15],
+                    [5, 5, 1, 2, 3, 7, 7, 7, 8, 9])
+    with caplog.at_level("INFO"):
+        stats = write_dataset(raw, PreprocessConfig(), tmp_path, dataset="dups")
+    assert stats["duplicate_rows"] == 3 and stats["interactions"] == 10
+    assert "3 rows repeat an earlier row's (user, item, timestamp)" in caplog.text
+    untimed = raw_frame([1, 1, 1, 1], [10, 10, 10, 11])  # repeat consumption, not duplicates
+    assert build_interactions(untimed, PreprocessConfig()).duplicate_rows == 0
 
 
 def test_padded_inputs_are_left_padded_and_truncated():
@@ -158,7 +225,7 @@ def test_padded_inputs_are_left_padded_and_truncated():
 def test_real_beauty_statistics_and_targets(tmp_path):
     path = shared_file("beauty/Beauty.txt")
     raw = read_interactions(path, "fmlp_txt")
-    stats = write_dataset(raw, PreprocessConfig(), tmp_path, seed=42)
+    stats = write_dataset(raw, PreprocessConfig(), tmp_path, dataset="beauty-fmlp")
     assert (stats["users"], stats["items"], stats["interactions"]) == (22_363, 12_101, 198_502)
     lines = [line.split() for line in path.read_text().splitlines()]
     valid = pq.read_table(tmp_path / "split" / "valid.parquet").column("target").to_numpy()

@@ -306,3 +306,44 @@ def test_registry_and_dispatch_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="fmlp_txt"):
         read_interactions(path, "fmlp_txt", user_col="u")
     assert np.array_equal(read_interactions(str(path), "fmlp_txt")["item"], [2])
+
+
+BEYOND_INT64 = "99999999999999999999"  # 2^66 and a bit: fits no int64
+
+
+def test_csv_ids_beyond_int64_are_read_as_strings(tmp_path):
+    path = write(tmp_path / "big.csv", f"user,item\n1,{BEYOND_INT64}\n2,3\n")
+    frame = read_interactions(path, "table", user_col="user", item_col="item")
+    assert_contract(frame, item_dtype="string")
+    assert frame["item"].tolist() == [BEYOND_INT64, "3"]
+
+
+def test_parquet_uint64_ids_beyond_int64_are_read_as_strings(tmp_path):
+    path = tmp_path / "big.parquet"
+    pq.write_table(pa.table({"user": pa.array([1, 2], pa.uint64()),
+                             "item": pa.array([2**64 - 1, 3], pa.uint64())}), path)
+    frame = read_interactions(path, "table", user_col="user", item_col="item")
+    assert frame["item"].tolist() == [str(2**64 - 1), "3"] and frame["user"].dtype == "int64"
+
+
+@pytest.mark.parametrize("fmt, text, where", [
+    ("movielens_dat", f"1::2::5::10\n1::{BEYOND_INT64}::5::11\n", "line 2, column 'item'"),
+    ("fmlp_txt", f"1 2 3\n\n{BEYOND_INT64} 4 5\n", "line 3, column 'user'"),
+    ("movielens_tsv", f"1\t2\t5\t{BEYOND_INT64}\n", "line 1, column 'timestamp'"),
+])
+def test_integers_beyond_int64_in_typed_formats_name_file_line_and_column(tmp_path, fmt, text,
+                                                                           where):
+    path = write(tmp_path / "data.txt", text)
+    with pytest.raises(DataFormatError, match=f"data.txt, {where}: integer beyond the int64"):
+        read_interactions(path, fmt)
+
+
+def test_a_csv_that_is_not_utf8_names_the_line_of_the_first_bad_byte(tmp_path):
+    path = write(tmp_path / "latin.csv", "user,item\n1,a\n2,café\n", encoding="latin-1")
+    with pytest.raises(DataFormatError, match=r"latin.csv, line 3: invalid utf-8 byte"):
+        read_interactions(path, "table", user_col="user", item_col="item")
+
+
+def test_a_directory_is_named_not_read(tmp_path):
+    with pytest.raises(DataFormatError, match="is a directory"):
+        read_interactions(tmp_path, "fmlp_txt")

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from workflow_helpers import REPO, copy_workflow, snakemake
+from workflow_helpers import DEMO, REPO, copy_workflow, snakemake
 
 from hybridrec.codehash import code_hash
 from hybridrec.evaluation.metrics import per_user_metrics
@@ -244,3 +244,42 @@ def test_the_results_bundle_is_written_from_the_finished_run_alone(demo_run, tmp
     assert (bundle / "tables/table5.md").read_text().startswith("| dataset |")
     assert (bundle / "figures/learning_curve_demo_fmlp.png").stat().st_size > 1000
     assert "## Training" in (bundle / "README.md").read_text()
+
+
+@pytest.mark.parametrize("evaluation, drawn", [
+    ("", {"protocol=uniform99", "protocol=pop100"}),
+    ("evaluation: {protocol: uniform99, protocols: [full, uniform99]}\n", {"protocol=uniform99"}),
+    ("evaluation: {protocol: full, protocols: [full]}\n", set()),
+])
+def test_only_the_protocols_asked_for_are_drawn(tmp_path, evaluation, drawn):
+    workdir = copy_workflow(tmp_path)
+    # the demo at its schema minimum: too small for 99 negatives, fine for full ranking
+    (workdir / "small.yaml").write_text(
+        "datasets:\n  demo:\n    format: demo\n    demo: {items: 120}\n" + evaluation)
+    jobs = dry_run_jobs(workdir, "small.yaml")
+    candidates = {wc.split(", ")[1] for rule, wc in jobs if rule == "candidates"}
+    assert candidates == drawn
+    assert ("preprocess", "dataset=demo") in jobs
+
+
+def test_a_deleted_intermediate_is_rebuilt_by_force_and_then_reruns_its_readers(demo_run,
+                                                                               tmp_path):
+    """Documented in README ("Damaged or deleted intermediates")."""
+    workdir = tmp_path / "copy"
+    shutil.copytree(demo_run, workdir, symlinks=True)  # copy2 keeps the mtimes Snakemake reads
+    deleted = "results/data/demo/candidates/test.pop100.parquet"
+    (workdir / deleted).unlink()
+    # Snakemake does not rebuild a missing intermediate whose readers are up to date ...
+    assert "Nothing to be done" in snakemake(workdir, "-n", *DEMO).stdout
+    # ... but --summary lists it, and --force rebuilds exactly that job
+    summary = snakemake(workdir, "--summary", *DEMO).stdout
+    assert any(line.startswith(deleted) and "\tmissing\t" in line for line in summary.splitlines())
+    forced = snakemake(workdir, "-n", "--force", deleted, *DEMO).stdout.splitlines()
+    assert [line.split()[-1] for line in forced
+            if line.startswith(("rule ", "localrule ")) and line.endswith(":")] == ["candidates:"]
+    # a LinRec change rebuilds it on the way and reruns FMLP-Rec's evaluation, never its training
+    (workdir / "lr.yaml").write_text("models:\n  linrec:\n    lr: 0.002\n")
+    jobs = dry_run_jobs(workdir, "lr.yaml")
+    assert ("candidates", "dataset=demo, protocol=pop100") in jobs
+    assert ("evaluate", "dataset=demo, model=fmlp") in jobs
+    assert ("train", "dataset=demo, model=fmlp") not in jobs and "preprocess" not in dict(jobs)

@@ -6,7 +6,9 @@ look across keys: selected names must be declared, a dataset needs a source, and
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import difflib
+from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import Any
 
 from hybridrec.errors import ConfigError
@@ -16,20 +18,30 @@ def check_config(config: Mapping[str, Any]) -> None:
     """Raise ConfigError naming the first key that is inconsistent with the rest."""
     datasets = config["datasets"]
     for i, name in enumerate(config["run"]["datasets"]):
-        if name not in datasets:
-            raise ConfigError(
-                f"run.datasets[{i}]: unknown dataset {name!r}; declared: {sorted(datasets)}")
+        _check_declared(f"run.datasets[{i}]", name, datasets, "dataset")
     for name, ds in datasets.items():
         _check_dataset(f"datasets.{name}", ds)
     models = config["models"]
     selected = list(config["run"].get("models", []))
     for i, name in enumerate(selected):
-        if name not in models:
-            raise ConfigError(
-                f"run.models[{i}]: unknown model {name!r}; declared: {sorted(models)}")
+        _check_declared(f"run.models[{i}]", name, models, "model")
+    for name, entry in models.items():
+        for dataset in entry.get("per_dataset", {}):
+            _check_declared(f"models.{name}.per_dataset.{dataset}", dataset, datasets, "dataset")
+    _check_hybrid(config)
     from hybridrec.training.settings import check_model_settings  # imports torch: only here
 
     check_model_settings(models, selected, list(config["run"]["datasets"]))
+
+
+def _check_declared(key: str, name: str, declared: Collection[str], kind: str) -> None:
+    """A name that refers to a declared entry; the error suggests the nearest declared name."""
+    if name in declared:
+        return
+    same_case = [d for d in declared if d.casefold() == name.casefold()]
+    near = same_case or difflib.get_close_matches(name, list(declared), n=1)
+    hint = f" (did you mean {near[0]!r}?)" if near else ""
+    raise ConfigError(f"{key}: unknown {kind} {name!r}{hint}; declared: {sorted(declared)}")
 
 
 def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
@@ -38,6 +50,8 @@ def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
         return
     if not ds.get("path") and not ds.get("url"):
         raise ConfigError(f"{key}: needs a 'path' (local file) or a 'url' to download from")
+    if ds.get("path") and Path(ds["path"]).is_dir():
+        raise ConfigError(f"{key}.path: {ds['path']!r} is a directory; name the raw file in it")
     if ds.get("archive_member") and not ds.get("path") and not str(ds["url"]).endswith(".zip"):
         raise ConfigError(
             f"{key}.archive_member: only zip archives are supported, url is {ds['url']!r}")
@@ -46,3 +60,24 @@ def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
         for column in ("user_col", "item_col"):
             if column not in options:
                 raise ConfigError(f"{key}.options.{column}: required for format 'table'")
+
+
+def _check_hybrid(config: Mapping[str, Any]) -> None:
+    """Fused branches are declared models or exports already in place; shards have trials."""
+    for i, branch in enumerate(config["hybrid"]["branches"]):
+        if branch in config["models"]:
+            continue
+        for dataset in config["run"]["datasets"]:
+            exports = Path("results", "predictions", dataset, branch)
+            if not exports.is_dir():
+                raise ConfigError(
+                    f"hybrid.branches[{i}]: {branch!r} is not a declared model (models: "
+                    f"{sorted(config['models'])}) and {exports}/ holds no export of it; a model "
+                    "trained elsewhere joins by placing its exports there (docs/contracts.md)")
+    search = config["gate_search"]
+    if search["shards"] > search["trials"]:
+        raise ConfigError(
+            f"gate_search.shards: {search['shards']} shards for {search['trials']} trials "
+            f"(gate_search.trials) would leave {search['shards'] - search['trials']} of them "
+            "empty; set gate_search.shards to at most gate_search.trials")
+

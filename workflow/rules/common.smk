@@ -15,6 +15,7 @@ check_config(config)
 wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     split="valid|test",
+    protocol="uniform99|pop100",
     model="|".join(map(re.escape, config["models"])),
 
 
@@ -55,9 +56,29 @@ def raw_input(wildcards):
 
 
 def dataset_outputs(dataset):
+    """What preprocessing writes for one dataset (candidates are drawn by their own rule)."""
     from hybridrec.data.store import dataset_files
 
     return [str(p) for p in dataset_files(f"results/data/{dataset}").values()]
+
+
+def candidates_of(dataset, protocols):
+    """The candidates files of the sampled protocols among ``protocols`` (full needs none)."""
+    from hybridrec.data.candidates import SAMPLED_PROTOCOLS
+    from hybridrec.data.store import candidate_files
+
+    return [
+        str(path)
+        for protocol in protocols
+        if protocol in SAMPLED_PROTOCOLS
+        for path in candidate_files(f"results/data/{dataset}", protocol).values()
+    ]
+
+
+def evaluation_data(dataset):
+    """The dataset files evaluation reads: every reported protocol's and the export's."""
+    protocols = dict.fromkeys([*config["evaluation"]["protocols"], config["evaluation"]["protocol"]])
+    return dataset_outputs(dataset) + candidates_of(dataset, protocols)
 
 
 def model_settings(wildcards):
@@ -71,10 +92,12 @@ def model_settings(wildcards):
 
 
 def validation_candidates(dataset):
+    from hybridrec.data.store import candidate_files
+
     protocol = config["evaluation"]["protocol"]
     if protocol == "full":
         return []
-    return f"results/data/{dataset}/candidates/valid.{protocol}.parquet"
+    return str(candidate_files(f"results/data/{dataset}", protocol)["valid"])
 
 
 def branch_predictions(wildcards):
@@ -90,8 +113,9 @@ REPORT_TABLES = [
     for name in ("table1", "table2", "table3", "table4", "table5", "table5_extended", "table6")
 ]
 # each table's caption, as the report shows it beside the CSV file
+# (source_path: relative to this file, also when the workflow is used as a module)
 TABLE_CAPTIONS = {
-    Path(table).name: Path(workflow.basedir, "workflow/report", f"{Path(table).stem}.rst")
+    Path(table).name: Path(workflow.source_path(f"../report/{Path(table).stem}.rst"))
     .read_text()
     .strip()
     for table in REPORT_TABLES

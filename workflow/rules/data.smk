@@ -54,7 +54,6 @@ rule preprocess:
         dataset_outputs("{dataset}"),
     params:
         dataset=dataset_config,
-        seed=config["seed"],
         code=script_code("preprocess"),
     log:
         "logs/preprocess/{dataset}.log",
@@ -67,6 +66,34 @@ rule preprocess:
         mem_mb=4000,
     script:
         "../scripts/preprocess.py"
+
+
+# One sampled protocol's candidates for both evaluation splits, drawn only where a rule asks for
+# them; ahead of training (priority), so a catalogue too small for the protocol stops the run
+# before any model trains.
+rule candidates:
+    input:
+        lambda w: dataset_outputs(w.dataset),
+    output:
+        expand(
+            "results/data/{{dataset}}/candidates/{split}.{{protocol}}.parquet", split=EVAL_SPLITS
+        ),
+    params:
+        root=lambda w: f"results/data/{w.dataset}",
+        seed=config["seed"],
+        code=script_code("candidates"),
+    log:
+        "logs/candidates/{dataset}/{protocol}.log",
+    benchmark:
+        "benchmarks/out/candidates/{dataset}/{protocol}.tsv"
+    priority: 10
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/candidates.py"
 
 
 rule table4:

@@ -40,7 +40,7 @@ rule train:
 rule evaluate:
     input:
         model="results/models/{dataset}/{model}/model.pt",
-        data=lambda w: dataset_outputs(w.dataset),
+        data=lambda w: evaluation_data(w.dataset),
     output:
         metrics="results/metrics/{dataset}/{model}.json",
         predictions=expand(

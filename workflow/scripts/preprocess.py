@@ -8,4 +8,4 @@ start_job(snakemake)
 dataset = snakemake.params.dataset
 raw = load_raw(dataset, snakemake.input.raw or None)
 write_dataset(raw, preprocess_config(dataset), Path(snakemake.output[0]).parent,
-              seed=snakemake.params.seed)
+              dataset=snakemake.wildcards.dataset)

@@ -37,6 +37,28 @@ def protocol_rng(seed: int, split: str, protocol: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(f"{split}/{protocol}".encode())])
 
 
+def check_negative_supply(data: Interactions, protocol: Protocol, dataset: str) -> None:
+    """Raise HybridrecError if a user has fewer unseen items than the protocol's negatives.
+
+    The message names the dataset, the protocol, how many users fall short (and the first few by
+    original id) and the settings that avoid the protocol.
+    """
+    n_items = len(data.item_ids)
+    pairs = np.unique(data.users.astype(np.int64) * (n_items + 1) + data.items)
+    distinct = np.bincount(pairs // (n_items + 1), minlength=len(data.user_ids) + 1)[1:]
+    short = np.flatnonzero(n_items - distinct < protocol.negatives)
+    if not short.size:
+        return
+    examples = ", ".join(map(repr, data.user_ids["original_id"].iloc[short[:5]].tolist()))
+    raise HybridrecError(
+        f"datasets.{dataset}: protocol {protocol.name} draws {protocol.negatives} negatives per "
+        f"user from the items the user never touched, but {short.size} of {len(distinct)} users "
+        f"have fewer (the catalogue holds {n_items} items), e.g. user(s) {examples} (original "
+        f"ids); remove {protocol.name!r} from evaluation.protocols and do not use it as "
+        "evaluation.protocol (`full` ranks against the whole catalogue), or use a larger "
+        "catalogue")
+
+
 def sample_negatives(data: Interactions, protocol: Protocol, rng: np.random.Generator,
                      oversample: float = 2.0) -> np.ndarray:
     """(U, protocol.negatives) int32 negatives per user, sorted by id, none in the user's sequence.

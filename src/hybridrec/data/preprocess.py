@@ -38,6 +38,7 @@ class Interactions:
     user_ids: pd.DataFrame  # original_id, user
     item_ids: pd.DataFrame  # original_id, item
     dropped_users: int = 0  # users shorter than min_length after filtering
+    duplicate_rows: int = 0  # raw rows repeating an earlier (user, item, timestamp)
 
     @property
     def offsets(self) -> np.ndarray:
@@ -66,6 +67,16 @@ def k_core(frame: pd.DataFrame, user_core: int, item_core: int) -> pd.DataFrame:
         frame = frame[keep]
 
 
+def count_duplicate_rows(frame: pd.DataFrame) -> int:
+    """Rows whose (user, item, timestamp) repeats an earlier row's; rows without time never do.
+
+    Without timestamps a repeated (user, item) is a repeat interaction in file order, not a
+    duplicate.
+    """
+    timed = frame[frame["timestamp"].notna()]
+    return int(timed.duplicated(["user", "item", "timestamp"]).sum())
+
+
 def contiguous_ids(values: pd.Series, name: str) -> tuple[pd.DataFrame, np.ndarray]:
     """Map original ids to 1..n in sorted order of the originals (numeric where they are ints).
 
@@ -84,6 +95,11 @@ def build_interactions(raw: pd.DataFrame, config: PreprocessConfig) -> Interacti
     """Filter, order and re-index raw interactions (contract: docs/contracts.md)."""
     frame = raw.reset_index(drop=True)
     frame = frame.assign(row=np.arange(len(frame), dtype=np.int64))
+    duplicate_rows = count_duplicate_rows(frame)
+    if duplicate_rows:
+        log.info("%d rows repeat an earlier row's (user, item, timestamp)%s", duplicate_rows,
+                 "; preprocess.dedupe keeps each (user, item) pair's first" if not config.dedupe
+                 else "")
     frame = filter_ratings(frame, config.min_rating)
     if config.dedupe:
         # keep each (user, item) pair's first occurrence in time
@@ -120,4 +136,5 @@ def build_interactions(raw: pd.DataFrame, config: PreprocessConfig) -> Interacti
         user_ids=user_ids,
         item_ids=item_ids,
         dropped_users=dropped_users,
+        duplicate_rows=duplicate_rows,
     )

@@ -37,6 +37,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _INTEGER = r"^-?\d+$"
 _CANONICAL_INTEGER = r"^(0|-?[1-9]\d*)$"
 _DECIMAL = r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$"
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_BEYOND_INT64 = "integer beyond the int64 range"
 
 _AMAZON_SCHEMA = pa.schema([("reviewerID", pa.large_string()), ("asin", pa.large_string()),
                             ("unixReviewTime", pa.int64()), ("overall", pa.float64())])
@@ -98,6 +100,8 @@ def read_interactions(path: PathLike, fmt: str, **options: Any) -> pd.DataFrame:
         inspect.signature(reader).bind(path, **options)
     except TypeError as exc:
         raise ConfigError(f"format {fmt!r} got invalid options {sorted(options)}: {exc}") from None
+    if Path(path).is_dir():
+        raise DataFormatError(path, "is a directory; expected the raw interactions file")
     return reader(path, **options)
 
 
@@ -147,14 +151,23 @@ def read_fmlp_txt(path: PathLike) -> pd.DataFrame:
     source.flag(sizes < 2, "a user with no items")
     flat = pc.list_flatten(tokens)
     starts = np.cumsum(sizes) - sizes  # position of each line's user token in ``flat``
-    bad = _to_bool(pc.invert(pc.match_substring_regex(flat, _INTEGER)))
-    if bad.any():
+
+    def note_first(bad: np.ndarray, message: str) -> None:
         position = int(bad.argmax())
         line = int(np.searchsorted(starts, position, side="right")) - 1
         column = "user" if starts[line] == position else "item"
-        source.note(line, f"expected an integer id, found {flat[position].as_py()!r}", column)
+        source.note(line, f"{message}, found {flat[position].as_py()!r}", column)
+
+    bad = _to_bool(pc.invert(pc.match_substring_regex(flat, _INTEGER)))
+    if bad.any():
+        note_first(bad, "expected an integer id")
     source.raise_first()
-    ids = pc.cast(flat, pa.int64()).to_numpy()
+    try:
+        ids = pc.cast(flat, pa.int64()).to_numpy()
+    except pa.ArrowInvalid:
+        note_first(_beyond_int64(flat), _BEYOND_INT64)
+        source.raise_first()
+        raise
     return _frame(pa.array(np.repeat(ids[starts], sizes - 1)), pa.array(np.delete(ids, starts)))
 
 
@@ -164,9 +177,10 @@ def read_table(path: PathLike, *, user_col: str = "user", item_col: str = "item"
     """Generic CSV (``.csv``, ``.tsv``, with a header row) or Parquet interactions table.
 
     Id columns keep their type: Parquet integer columns give int64, other columns strings. CSV has
-    no types, so a CSV id column is int64 when every value is a canonical integer (no leading
-    zeros, so ``"0205616461"``-style ASINs stay strings) and strings otherwise. Timestamps must be
-    integer seconds (or a Parquet timestamp column); empty ratings read as ``<NA>``.
+    no types, so a CSV id column is int64 when every value is a canonical integer within int64 (no
+    leading zeros, so ``"0205616461"``-style ASINs stay strings) and strings otherwise; ids beyond
+    int64 (in CSV, or uint64 in Parquet) are read as strings. Timestamps must be integer seconds
+    (or a Parquet timestamp column); empty ratings read as ``<NA>``.
     """
     path = Path(path)
     columns = [name for name in (user_col, item_col, timestamp_col, rating_col) if name]
@@ -293,6 +307,9 @@ def _read_csv(path: Path, columns: list[str], sep: str) -> tuple[pa.Table, _Sour
         frame = pd.read_csv(path, skip_blank_lines=False, **options)[columns]
     except pd.errors.ParserError as exc:
         raise DataFormatError(path, f"malformed CSV: {exc}") from None
+    except UnicodeDecodeError:
+        _read_lines(path, encoding="utf-8")  # raises, naming the line of the first bad byte
+        raise
     blank = frame.isna().all(axis=1).to_numpy()
     if blank.all():
         raise DataFormatError(path, "file is empty (no data rows)")
@@ -309,10 +326,15 @@ def _to_id(values: pa.Array, source: _Source, column: str, infer_int: bool) -> p
     if source.flag(pc.is_null(values), "missing id", column):
         return values
     if pa.types.is_integer(values.type):
+        if pa.types.is_uint64(values.type) and pc.max(values).as_py() > _INT64_MAX:
+            return pc.cast(values, pa.large_string())  # ids are labels: beyond int64, strings
         return pc.cast(values, pa.int64())
     strings = pc.cast(values, pa.large_string())
     if infer_int and pc.all(pc.match_substring_regex(strings, _CANONICAL_INTEGER)).as_py():
-        return pc.cast(strings, pa.int64())
+        try:
+            return pc.cast(strings, pa.int64())
+        except pa.ArrowInvalid:  # an integer beyond int64: the column stays strings
+            return strings
     return strings
 
 
@@ -327,7 +349,17 @@ def _to_int64(values: pa.Array, source: _Source, column: str) -> pa.Array:
     malformed = pc.invert(pc.match_substring_regex(strings, _INTEGER))
     if source.flag(malformed, "expected an integer", column, strings) or missing:
         return pa.nulls(len(values), pa.int64())
-    return pc.cast(strings, pa.int64())
+    try:
+        return pc.cast(strings, pa.int64())
+    except pa.ArrowInvalid:
+        source.flag(_beyond_int64(strings), _BEYOND_INT64, column, strings)
+        return pa.nulls(len(values), pa.int64())
+
+
+def _beyond_int64(integers: pa.Array) -> np.ndarray:
+    """Mask of integer strings outside int64 (a Python loop: called on the error path only)."""
+    return np.array([value is not None and not _INT64_MIN <= int(value) <= _INT64_MAX
+                     for value in integers.to_pylist()], dtype=bool)
 
 
 def _to_float64(values: pa.Array, source: _Source, column: str) -> pa.Array:

@@ -20,4 +20,5 @@ def dataset_stats(data: Interactions) -> dict[str, float | int]:
         "median_length": float(np.median(lengths)),
         "max_length": int(lengths.max()),
         "dropped_users": data.dropped_users,
+        "duplicate_rows": data.duplicate_rows,
     }

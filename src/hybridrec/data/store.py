@@ -11,19 +11,27 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hybridrec.data.candidates import SAMPLED_PROTOCOLS, candidates_table, protocol_rng
-from hybridrec.data.preprocess import PreprocessConfig, build_interactions
+from hybridrec.data.candidates import (
+    SAMPLED_PROTOCOLS,
+    candidates_table,
+    check_negative_supply,
+    protocol_rng,
+)
+from hybridrec.data.preprocess import Interactions, PreprocessConfig, build_interactions
 from hybridrec.data.split import leave_one_out_split, sequences_table
 from hybridrec.data.stats import dataset_stats
+from hybridrec.errors import HybridrecError
 from hybridrec.io import write_json, write_parquet, write_table
 
 log = logging.getLogger(__name__)
 
 EVAL_SPLITS = ("valid", "test")
+# a training part (all but the last two items) needs two items for one (input, target) pair
+MIN_TRAINABLE_LENGTH = 4
 
 
 def dataset_files(root: str | Path) -> dict[str, Path]:
-    """Every file a preprocessed dataset folder holds, by a short name."""
+    """Every file preprocessing writes in a dataset folder, by a short name (no candidates)."""
     root = Path(root)
     files = {
         "user_ids": root / "user_ids.parquet",
@@ -33,33 +41,69 @@ def dataset_files(root: str | Path) -> dict[str, Path]:
     }
     for split in ("train", *EVAL_SPLITS):
         files[split] = root / "split" / f"{split}.parquet"
-    for split in EVAL_SPLITS:
-        for protocol in SAMPLED_PROTOCOLS:
-            files[f"{split}.{protocol}"] = root / "candidates" / f"{split}.{protocol}.parquet"
     return files
 
 
+def candidate_files(root: str | Path, protocol: str) -> dict[str, Path]:
+    """The candidates files of one sampled protocol, by split (drawn only where asked for)."""
+    return {split: Path(root) / "candidates" / f"{split}.{protocol}.parquet"
+            for split in EVAL_SPLITS}
+
+
 def write_dataset(raw: pd.DataFrame, config: PreprocessConfig, root: str | Path,
-                  seed: int) -> dict[str, float | int]:
-    """Preprocess raw interactions and write the whole dataset folder; returns its statistics."""
+                  dataset: str) -> dict[str, float | int]:
+    """Preprocess raw interactions and write the dataset folder; returns its statistics.
+
+    Raises HybridrecError naming ``datasets.<dataset>`` where nothing could be trained on,
+    before any file is written.
+    """
     data = build_interactions(raw, config)
+    if not (np.diff(data.offsets) >= MIN_TRAINABLE_LENGTH).any():
+        raise HybridrecError(
+            f"datasets.{dataset}: every user has fewer than {MIN_TRAINABLE_LENGTH} interactions "
+            "after preprocessing, so no training part holds an (input, next item) pair: "
+            "leave-one-out keeps each user's last two items for validation and test; training "
+            f"needs users with {MIN_TRAINABLE_LENGTH} or more (check the data and "
+            f"datasets.{dataset}.preprocess)")
     files = dataset_files(root)
     write_parquet(data.user_ids, files["user_ids"])
     write_parquet(data.item_ids, files["item_ids"])
     write_table(sequences_table(data), files["sequences"])
-    splits = leave_one_out_split(data)
-    for name, table in splits.items():
+    for name, table in leave_one_out_split(data).items():
         write_table(table, files[name])
-    for split in EVAL_SPLITS:
-        targets = splits[split].column("target").to_numpy()
-        for name, protocol in SAMPLED_PROTOCOLS.items():
-            table = candidates_table(data, targets, protocol, protocol_rng(seed, split, name))
-            write_table(table, files[f"{split}.{name}"])
     stats = dataset_stats(data)
     write_json(stats, files["stats"])
     log.info("users %d, items %d, interactions %d, dropped users %d",
              stats["users"], stats["items"], stats["interactions"], stats["dropped_users"])
     return stats
+
+
+def write_candidates(root: str | Path, protocol: str, seed: int, dataset: str) -> None:
+    """Draw one sampled protocol's candidates for the valid and test targets of a dataset folder.
+
+    Raises HybridrecError naming the dataset, the protocol and the users short of negatives
+    before drawing anything.
+    """
+    files = dataset_files(root)
+    data = read_interactions(files)
+    check_negative_supply(data, SAMPLED_PROTOCOLS[protocol], dataset)
+    for split, path in candidate_files(root, protocol).items():
+        targets = pq.read_table(files[split], columns=["target"]).column("target").to_numpy()
+        rng = protocol_rng(seed, split, protocol)
+        write_table(candidates_table(data, targets, SAMPLED_PROTOCOLS[protocol], rng), path)
+
+
+def read_interactions(files: dict[str, Path]) -> Interactions:
+    """The preprocessed interactions back from a dataset folder (no timestamps)."""
+    items = pq.read_table(files["sequences"], columns=["items"]).column("items").combine_chunks()
+    lengths = np.diff(items.offsets.to_numpy())
+    return Interactions(
+        users=np.repeat(np.arange(1, len(lengths) + 1, dtype=np.int32), lengths),
+        items=items.flatten().to_numpy().astype(np.int32),
+        timestamps=None,
+        user_ids=pd.read_parquet(files["user_ids"]),
+        item_ids=pd.read_parquet(files["item_ids"]),
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hybridrec.data.store import SplitArrays, dataset_files, read_negatives, read_split
+from hybridrec.data.store import (
+    SplitArrays,
+    candidate_files,
+    dataset_files,
+    read_negatives,
+    read_split,
+)
 from hybridrec.evaluation.metrics import metrics_from_ranks
 from hybridrec.evaluation.ranking import RankResult, rank_full, rank_sampled
 from hybridrec.models.base import SequentialRecommender
@@ -36,7 +42,7 @@ def load_eval_split(root: str | Path, split: str, max_len: int,
     files = dataset_files(root)
     arrays = read_split(files[split])
     longest = int(np.diff(arrays.offsets).max())
-    negatives = {p: torch.from_numpy(read_negatives(files[f"{split}.{p}"]))
+    negatives = {p: torch.from_numpy(read_negatives(candidate_files(root, p)[split]))
                  for p in protocols if p != "full"}
     return EvalSplit(arrays, torch.from_numpy(arrays.padded(max_len)),
                      torch.from_numpy(arrays.padded(longest)), negatives)

@@ -122,6 +122,19 @@ def rank_full(
     return _run_batches(scores_fn, batch, targets_t, k, batch_size)
 
 
+def fewest_rankable_items(history: Tensor, targets: Tensor, num_items: int) -> int:
+    """The fewest items full ranking can list for any user: the catalogue less its history.
+
+    history: (U, L) left-padded input sequences (0 = padding); targets: (U,). The target is
+    always ranked, so the answer is at least 1.
+    """
+    rows = torch.sort(history, dim=1).values  # (U, L)
+    first = torch.ones_like(rows, dtype=torch.bool)
+    first[:, 1:] = rows[:, 1:] != rows[:, :-1]
+    seen = (first & (rows != 0)).sum(dim=1) - (history == targets[:, None]).any(dim=1).long()
+    return int((num_items - seen).min())
+
+
 def rank_sampled(
     scores_fn: ScoresFn,
     targets: Tensor | np.ndarray,

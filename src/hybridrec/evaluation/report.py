@@ -6,16 +6,30 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from hybridrec.data.store import dataset_files
 from hybridrec.devices import available_cores
-from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
+from hybridrec.evaluation.evaluate import EvalSplit, evaluate_protocols, load_eval_split
+from hybridrec.evaluation.ranking import fewest_rankable_items
 from hybridrec.export import write_predictions
 from hybridrec.io import write_json
 from hybridrec.training.run import load_model
 
 log = logging.getLogger(__name__)
+
+
+def _listable(k: int, data: EvalSplit, num_items: int, dataset: str, split: str) -> int:
+    """``k``, or fewer where some user's history leaves fewer items to list (small catalogues)."""
+    targets = torch.from_numpy(data.targets.astype(np.int64))
+    fewest = fewest_rankable_items(data.history, targets, num_items)
+    if fewest >= k:
+        return k
+    log.warning("dataset %s, %s split: a user's history leaves %d of the %d items to rank, so "
+                "the exported lists hold %d items, not evaluation.topk=%d", dataset, split,
+                fewest, num_items, fewest, k)
+    return fewest
 
 
 def evaluate_and_export(*, model_path: str | Path, dataset_root: str | Path, dataset: str,
@@ -36,6 +50,8 @@ def evaluate_and_export(*, model_path: str | Path, dataset_root: str | Path, dat
     splits: dict[str, dict[str, dict[str, float]]] = {}
     for split, path in prediction_paths.items():
         data = load_eval_split(dataset_root, split, model.max_len, wanted)
+        if export_protocol == "full":
+            k = _listable(k, data, model.num_items, dataset, split)
         metrics, results = evaluate_protocols(model, data, wanted, k, batch_size)
         splits[split] = metrics
         for protocol, values in metrics.items():

@@ -19,6 +19,7 @@ so trials differ only by their parameters.
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -96,6 +97,14 @@ def gate_training_data(features: pd.DataFrame, feature_names: Sequence[str], lis
         counts = dict(zip(classes.tolist(), sizes.tolist(), strict=True))
         raise HybridrecError(f"cannot stratify {len(rows)} eligible rows by best branch: "
                              f"class sizes {counts}")
+    held = math.ceil(held_out * len(rows))  # scikit-learn's count for a float test_size
+    if not len(classes) <= held <= len(rows) - len(classes):
+        raise HybridrecError(
+            f"hybrid.held_out: {held_out} of the {len(rows)} eligible validation sequences holds "
+            f"out {held} and leaves {len(rows) - held} to train the gate; each part needs at "
+            f"least one sequence of each of the {len(classes)} best-branch classes, so set "
+            f"hybrid.held_out between {len(classes) / len(rows):.3g} and "
+            f"{1 - len(classes) / len(rows):.3g}")
     train, test = train_test_split(np.arange(len(rows)), test_size=held_out,
                                    stratify=data.best_branch, random_state=seed)
     return data.subset(np.sort(train)), data.subset(np.sort(test))

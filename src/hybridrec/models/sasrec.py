@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hybridrec.errors import ConfigError
 from hybridrec.models import register_model
 from hybridrec.models.base import SequentialRecommender, check_hyperparameters
 from hybridrec.models.layers import (
@@ -48,6 +49,10 @@ class SASRecConfig:
             ints=("num_items", "max_len", "hidden_size", "inner_size", "n_layers", "n_heads"),
             probabilities=("dropout", "attn_dropout"),
         )
+        if self.hidden_size % self.n_heads:
+            raise ConfigError(f"model {self.model_name!r}: hidden_size={self.hidden_size} is not "
+                              f"a multiple of n_heads={self.n_heads} (each head takes "
+                              "hidden_size / n_heads dimensions)")
 
 
 def causal_padding_mask(keep: Tensor) -> Tensor:

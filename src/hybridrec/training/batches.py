@@ -173,6 +173,11 @@ class NegativeSampler:
         full = torch.nonzero(distinct >= seqs.num_items).flatten()
         self._full_users = set(full.tolist())
 
+    @property
+    def users_without_negatives(self) -> int:
+        """How many users' sequences cover the whole catalogue (no negative exists for them)."""
+        return len(self._full_users)
+
     def contains(self, users: torch.Tensor, items: torch.Tensor) -> torch.Tensor:
         """Boolean tensor: is ``items[i]`` in the sequence of user row ``users[i]``."""
         query = users * self._stride + items

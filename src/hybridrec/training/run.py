@@ -13,11 +13,12 @@ from hybridrec import provenance
 from hybridrec.codehash import weights_code_hash
 from hybridrec.data.store import dataset_files
 from hybridrec.devices import resolve_device
+from hybridrec.errors import HybridrecError
 from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
 from hybridrec.io import atomic_path
 from hybridrec.models import build_model
 from hybridrec.models.base import SequentialRecommender
-from hybridrec.training.batches import Sequences
+from hybridrec.training.batches import NegativeSampler, Sequences
 from hybridrec.training.config import TrainConfig
 from hybridrec.training.loop import TrainResult, train
 from hybridrec.training.settings import ModelSettings
@@ -50,11 +51,15 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
     model.to(resolve_device(placement or device))
     train_items = pq.read_table(dataset_files(root)["train"], columns=["items"]).column("items")
     sequences = Sequences.from_arrow(train_items, num_items)
+    if config.loss == "bce":
+        _check_negatives_exist(sequences, settings.name, root)
     valid = load_eval_split(root, "valid", model.max_len, [protocol])
 
     def validate(m: torch.nn.Module) -> dict[str, float]:
         assert isinstance(m, SequentialRecommender)
-        metrics, _ = evaluate_protocols(m, valid, [protocol], k=10, batch_size=eval_batch_size)
+        # the metrics come from the target's rank; k only sizes the top-k lists, unused here,
+        # and one item (the target, always ranked) exists in any catalogue
+        metrics, _ = evaluate_protocols(m, valid, [protocol], k=1, batch_size=eval_batch_size)
         return metrics[protocol]
 
     log.info("training %s on %s: %d users, %d items, device %s, settings %s",
@@ -64,6 +69,17 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
                    model_spec={"name": settings.name, **settings.architecture,
                                "code": weights_code_hash(settings.name)})
     return model, result
+
+
+def _check_negatives_exist(sequences: Sequences, model: str, root: str | Path) -> None:
+    """BCE needs a negative outside each user's training sequence: fail before training if not."""
+    covering = NegativeSampler(sequences).users_without_negatives
+    if covering:
+        raise HybridrecError(
+            f"models.{model}.loss: 'bce' trains against a negative drawn from the items outside "
+            f"the user's training sequence, but {covering} users of {root} have touched all "
+            f"{sequences.num_items} items; use loss 'ce' (models.{model}.loss, or its "
+            "per_dataset override) or a larger catalogue")
 
 
 def save_model(model: SequentialRecommender, settings: ModelSettings, result: TrainResult,

@@ -1,0 +1,138 @@
+"""Check every cached result file for integrity and say how to rebuild the damaged ones.
+
+    python -m hybridrec.verify results/ --configfile config/demo.yaml
+
+Snakemake trusts any file that exists and is newer than its inputs: a Parquet file replaced by
+garbage fails every consumer until it is rebuilt, and a deleted intermediate is rebuilt only when
+a consumer reruns. This reads every Parquet, JSON and torch file under ``results/`` in full,
+checks the columns, metadata and keys that docs/contracts.md specifies for its path, and prints
+each damaged file with the command that rebuilds it (``snakemake --force <file>``: that job only;
+the next ordinary run then reruns its consumers, whose input is now newer). A damaged training
+checkpoint is moved aside instead: training resumes from the newest intact one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import json
+import shlex
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import torch
+
+from hybridrec.export import METADATA_KEYS, PREDICTIONS_SCHEMA
+
+# (pattern relative to results/, what the file must hold); the first matching pattern applies
+PARQUET_COLUMNS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("data/*/user_ids.parquet", frozenset({"original_id", "user"})),
+    ("data/*/item_ids.parquet", frozenset({"original_id", "item"})),
+    ("data/*/sequences.parquet", frozenset({"user", "items", "timestamps"})),
+    ("data/*/split/train.parquet", frozenset({"user", "items", "timestamps"})),
+    ("data/*/split/*.parquet", frozenset({"user", "items", "timestamps", "target"})),
+    ("data/*/candidates/*.parquet", frozenset({"user", "target", "negatives"})),
+    ("predictions/*.parquet", frozenset(PREDICTIONS_SCHEMA.names)),
+)
+PARQUET_METADATA: tuple[tuple[str, frozenset[str]], ...] = (
+    ("predictions/*.parquet", frozenset(METADATA_KEYS)),
+)
+JSON_KEYS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("data/*/stats.json", frozenset({"users", "items", "interactions", "dropped_users"})),
+    ("metrics/*.json", frozenset({"dataset", "model", "splits", "training"})),
+)
+TORCH_KEYS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("models/*/model.pt", frozenset({"name", "num_items", "architecture", "state_dict"})),
+)
+CHECKED_SUFFIXES = (".parquet", ".json", ".pt")
+
+
+@dataclass(frozen=True)
+class Damage:
+    """A damaged file, what is wrong with it and the command that rebuilds it."""
+
+    path: Path
+    problem: str
+    command: str
+
+
+def verify_results(root: str | Path, configfiles: Sequence[str] = ()) -> tuple[int, list[Damage]]:
+    """Check every Parquet, JSON and torch file under ``root``; return (files checked, damage).
+
+    Temporary files of an interrupted atomic write (``.<name>.*.tmp``) are not results and are
+    skipped. ``configfiles`` are the run's ``--configfile`` arguments, repeated in the commands.
+    """
+    root = Path(root)
+    paths = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix in CHECKED_SUFFIXES
+                   and not p.name.startswith("."))
+    damage = []
+    for path in paths:
+        problem = _problem(path, path.relative_to(root).as_posix())
+        if problem:
+            damage.append(Damage(path, problem, rebuild_command(path, configfiles)))
+    return len(paths), damage
+
+
+def rebuild_command(path: Path, configfiles: Sequence[str] = ()) -> str:
+    """The shell command that replaces a damaged file."""
+    if "checkpoints" in path.parts:
+        return f"mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.damaged')}"
+    command = f"snakemake --force {shlex.quote(str(path))}"
+    if configfiles:
+        command += " --configfile " + " ".join(map(shlex.quote, configfiles))
+    return command
+
+
+def _problem(path: Path, relative: str) -> str | None:
+    """What is wrong with one file, or None."""
+    try:
+        if path.suffix == ".parquet":
+            return _parquet_problem(path, relative)
+        if path.suffix == ".json":
+            return _missing(json.loads(path.read_text()), JSON_KEYS, relative, "key")
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        return _missing(payload, TORCH_KEYS, relative, "entry")
+    except Exception as exc:  # noqa: BLE001 (any failure to read is the finding)
+        return f"unreadable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _parquet_problem(path: Path, relative: str) -> str | None:
+    table = pq.read_table(path)  # reads every page: a checksum or decoding error raises
+    problem = _missing(dict.fromkeys(table.column_names), PARQUET_COLUMNS, relative, "column")
+    metadata = {key.decode() for key in (table.schema.metadata or {})}
+    return problem or _missing(dict.fromkeys(metadata), PARQUET_METADATA, relative,
+                               "metadata key")
+
+
+def _missing(content: object, expected: tuple[tuple[str, frozenset[str]], ...], relative: str,
+             what: str) -> str | None:
+    """The first expected name absent from ``content`` (a mapping), for the first pattern."""
+    for pattern, names in expected:
+        if fnmatch.fnmatch(relative, pattern):
+            if not isinstance(content, dict):
+                return f"expected a mapping, found {type(content).__name__}"
+            absent = sorted(names - set(content))
+            return f"no {what} {absent[0]!r} ({len(absent)} missing)" if absent else None
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the damaged files and their rebuild commands; exit status 1 if there are any."""
+    parser = argparse.ArgumentParser(prog="python -m hybridrec.verify", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("root", nargs="?", default="results", help="results folder")
+    parser.add_argument("--configfile", nargs="*", default=[],
+                        help="the run's --configfile arguments, repeated in the commands")
+    args = parser.parse_args(argv)
+    checked, damage = verify_results(args.root, args.configfile)
+    for item in damage:
+        print(f"DAMAGED {item.path}: {item.problem}\n  rebuild: {item.command}")
+    print(f"{checked} files checked, {len(damage)} damaged")
+    return 1 if damage else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

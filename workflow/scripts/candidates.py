@@ -1,0 +1,6 @@
+from hybridrec.data.store import write_candidates
+from hybridrec.provenance import start_job
+
+start_job(snakemake)
+write_candidates(snakemake.params.root, snakemake.wildcards.protocol, seed=snakemake.params.seed,
+                 dataset=snakemake.wildcards.dataset)
