@@ -49,8 +49,6 @@ def test_shipped_configs_are_valid(files):
     (lambda c: c["datasets"]["ml-1m"].update(url=None), "datasets.ml-1m"),
     (lambda c: c["models"]["fmlp"].update(objective="causal"), "models.fmlp.objective"),
     (lambda c: c["models"]["linrec"].update(seed=3), "models.linrec.seed"),
-    (lambda c: c["models"]["fmlp"].update(per_dataset={"ml-1m": {"val_metric": "hr@20"}}),
-     "models.fmlp.per_dataset.ml-1m.val_metric"),
 ])
 def test_cross_key_errors_name_the_key(change, message):
     config = load("config.yaml")

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from hybridrec.errors import ConfigError
-from hybridrec.evaluation.metrics import METRIC_KEYS
 from hybridrec.models import MODELS, hyperparameter_names
 from hybridrec.training.config import TrainConfig
 
@@ -19,7 +18,6 @@ TRAIN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 PIPELINE_KEYS = frozenset({"seed", "device", "placement", "bf16", "val_protocol", "num_threads"})
 # What validation during training computes (training.run: metrics_from_ranks' defaults); `users`
 # is a count, not a score.
-VALIDATION_METRICS: tuple[str, ...] = tuple(key for key in METRIC_KEYS if key != "users")
 
 
 @dataclass(frozen=True)
@@ -97,7 +95,6 @@ def check_model_settings(models: Mapping[str, Any], selected: list[str],
             _check_values(functools.partial(config_class, num_items=1),
                           settings.architecture, paths)
             _check_values(TrainConfig, settings.training, paths)
-            _check_val_metric(name, entry, dataset, settings)
 
 
 def _check_values(build: Callable[..., object], values: dict[str, Any],
@@ -120,16 +117,3 @@ def _culprits(build: Callable[..., object], values: dict[str, Any],
             return [paths[key] for key in group]
     return [paths[key] for key in values]
 
-
-def _check_val_metric(name: str, entry: Mapping[str, Any], dataset: str,
-                      settings: ModelSettings) -> None:
-    """Early stopping's metric must be one validation computes (the schema cannot see
-    ``per_dataset`` values); otherwise the job would fail after its first epoch."""
-    metric = settings.training.get("val_metric", TrainConfig.val_metric)
-    if metric in VALIDATION_METRICS:
-        return
-    override = "val_metric" in entry.get("per_dataset", {}).get(dataset, {})
-    key = f"models.{name}.per_dataset.{dataset}.val_metric" if override else \
-        f"models.{name}.val_metric"
-    raise ConfigError(f"{key}: {metric!r} is not computed by validation; choose one of "
-                      f"{list(VALIDATION_METRICS)}")
