@@ -31,3 +31,7 @@ class DownloadError(HybridrecError):
 
 class ConfigError(HybridrecError, ValueError):
     """A config value is invalid; the message names the key."""
+
+
+class MissingPackageError(HybridrecError):
+    """An optional package that a config choice needs is not installed; the message says how."""
