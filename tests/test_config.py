@@ -48,6 +48,17 @@ def test_shipped_configs_are_valid(files):
     (lambda c: c["datasets"]["ml-1m"].update(url=None), "datasets.ml-1m"),
     (lambda c: c["models"]["fmlp"].update(objective="causal"), "models.fmlp.objective"),
     (lambda c: c["models"]["linrec"].update(seed=3), "models.linrec.seed"),
+    (lambda c: c["datasets"]["ml-100k"]["item_text"].update(format="demo"),
+     "datasets.ml-100k.item_text.format"),
+    (lambda c: c["datasets"]["demo"].update(item_text={"format": "table", "path": "t.csv"}),
+     "datasets.demo.item_text.format"),
+    (lambda c: c["datasets"]["ml-100k"]["item_text"].update(path=None),
+     "datasets.ml-100k.item_text.path"),
+    (lambda c: c["datasets"]["ml-100k"]["item_text"].update(options={"genre": "g"}),
+     "datasets.ml-100k.item_text.options"),
+    (lambda c: c["text"]["encoder"].update(kind="sentence_transformers"), "text.encoder.path"),
+    (lambda c: c["text"]["encoder"].update(checksum="sha256:" + "0" * 64),
+     "text.encoder.checksum"),
 ])
 def test_cross_key_errors_name_the_key(change, message):
     config = load("config.yaml")
@@ -64,6 +75,8 @@ def test_cross_key_errors_name_the_key(change, message):
     (lambda c: c.pop("datasets"), "datasets"),
     (lambda c: c["datasets"]["demo"].update(format="csv"), "format"),
     (lambda c: c.update(unexpected=1), "unexpected"),
+    (lambda c: c["text"]["encoder"].update(kind="bert"), "kind"),
+    (lambda c: c["datasets"]["demo"]["item_text"].update(format="json"), "format"),
 ])
 def test_schema_rejects_bad_values_and_names_the_key(change, path):
     config = load("config.yaml")
@@ -83,3 +96,15 @@ def test_settings_split_architecture_from_training_with_per_dataset_overrides():
     assert causal.architecture["causal"] is True
     sasrec = resolve_settings("sasrec", {**config["models"]["sasrec"], "objective": "causal"}, "x")
     assert "causal" not in sasrec.architecture
+
+
+def test_text_settings_default_to_the_tfidf_encoder_and_no_item_text():
+    config = load("config.yaml")
+    del config["text"]
+    del config["datasets"]["ml-100k"]["item_text"]
+    validate(config, schema=SCHEMA)
+    assert config["text"]["encoder"] == {"kind": "tfidf", "dim": 64, "path": None,
+                                         "checksum": None, "batch_size": 256}
+    assert config["datasets"]["ml-100k"]["item_text"] is None
+    assert config["datasets"]["demo"]["item_text"]["options"] == {}
+    check_config(config)

@@ -252,7 +252,7 @@ def _flag_duplicates(ids: pa.Array, source: _Source, column: str) -> None:
     if repeated.any():
         position = int(repeated.argmax())
         first = int(np.flatnonzero((values == values.iloc[position]).to_numpy())[0])
-        source.note(position, f"item id {values.iloc[position]!r} repeats the one on "
+        source.note(position, f"item id {ids[position].as_py()!r} repeats the one on "
                               f"{source.unit} {source.numbers[first]}", column)
 
 
