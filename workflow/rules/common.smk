@@ -29,6 +29,12 @@ def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+def interactions_config(wildcards):
+    """The dataset entry without its item text, which preprocessing never reads (so declaring
+    item text reruns nothing but embed_items)."""
+    return {k: v for k, v in dataset_config(wildcards).items() if k != "item_text"}
+
+
 def raw_input(wildcards):
     """The raw file preprocessing reads: a local path, a downloaded file, or none (demo)."""
     ds = dataset_config(wildcards)

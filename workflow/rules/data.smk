@@ -53,7 +53,7 @@ rule preprocess:
     output:
         dataset_outputs("{dataset}"),
     params:
-        dataset=dataset_config,
+        dataset=interactions_config,
         seed=config["seed"],
         version=PACKAGE_VERSION,
     log:
