@@ -42,12 +42,6 @@ def test_shipped_configs_are_valid(files):
 
 
 @pytest.mark.parametrize("change, message", [
-    (lambda c: c["run"].update(datasets=["nope"]), "run.datasets"),
-    (lambda c: c["models"]["fmlp"].update(droput=0.1), "models.fmlp.droput"),
-    (lambda c: c["run"].update(models=["linrec", "gru"]), "run.models"),
-    (lambda c: c["datasets"]["ml-1m"].update(url=None), "datasets.ml-1m"),
-    (lambda c: c["models"]["fmlp"].update(objective="causal"), "models.fmlp.objective"),
-    (lambda c: c["models"]["linrec"].update(seed=3), "models.linrec.seed"),
     (lambda c: c["datasets"]["ml-100k"]["item_text"].update(format="demo"),
      "datasets.ml-100k.item_text.format"),
     (lambda c: c["datasets"]["demo"].update(item_text={"format": "table", "path": "t.csv"}),
@@ -59,6 +53,12 @@ def test_shipped_configs_are_valid(files):
     (lambda c: c["text"]["encoder"].update(kind="sentence_transformers"), "text.encoder.path"),
     (lambda c: c["text"]["encoder"].update(checksum="sha256:" + "0" * 64),
      "text.encoder.checksum"),
+    (lambda c: c["run"].update(datasets=["nope"]), "run.datasets"),
+    (lambda c: c["models"]["fmlp"].update(droput=0.1), "models.fmlp.droput"),
+    (lambda c: c["run"].update(models=["linrec", "gru"]), "run.models"),
+    (lambda c: c["datasets"]["ml-1m"].update(url=None), "datasets.ml-1m"),
+    (lambda c: c["models"]["fmlp"].update(objective="causal"), "models.fmlp.objective"),
+    (lambda c: c["models"]["linrec"].update(seed=3), "models.linrec.seed"),
 ])
 def test_cross_key_errors_name_the_key(change, message):
     config = load("config.yaml")
