@@ -43,6 +43,17 @@ def test_shipped_configs_are_valid(files):
 
 
 @pytest.mark.parametrize("change, message", [
+    (lambda c: c["datasets"]["ml-100k"]["item_text"].update(format="demo"),
+     "datasets.ml-100k.item_text.format"),
+    (lambda c: c["datasets"]["demo"].update(item_text={"format": "table", "path": "t.csv"}),
+     "datasets.demo.item_text.format"),
+    (lambda c: c["datasets"]["ml-100k"]["item_text"].update(path=None),
+     "datasets.ml-100k.item_text.path"),
+    (lambda c: c["datasets"]["ml-100k"]["item_text"].update(options={"genre": "g"}),
+     "datasets.ml-100k.item_text.options"),
+    (lambda c: c["text"]["encoder"].update(kind="sentence_transformers"), "text.encoder.path"),
+    (lambda c: c["text"]["encoder"].update(checksum="sha256:" + "0" * 64),
+     "text.encoder.checksum"),
     (lambda c: c["run"].update(datasets=["nope"]), "run.datasets"),
     (lambda c: c["models"]["fmlp"].update(droput=0.1), "models.fmlp.droput"),
     (lambda c: c["run"].update(models=["linrec", "gru"]), "run.models"),
@@ -65,6 +76,8 @@ def test_cross_key_errors_name_the_key(change, message):
     (lambda c: c.pop("datasets"), "datasets"),
     (lambda c: c["datasets"]["demo"].update(format="csv"), "format"),
     (lambda c: c.update(unexpected=1), "unexpected"),
+    (lambda c: c["text"]["encoder"].update(kind="bert"), "kind"),
+    (lambda c: c["datasets"]["demo"]["item_text"].update(format="json"), "format"),
 ])
 def test_schema_rejects_bad_values_and_names_the_key(change, path):
     config = load("config.yaml")
@@ -145,4 +158,15 @@ def test_overrides_are_validated_without_schema_defaults_injected():
     validate(config, schema=SCHEMA)
     assert config["models"]["linrec"]["per_dataset"] == {"ml-1m": {"hidden_size": 128,
                                                                    "max_len": 200}}
+
+
+def test_text_settings_default_to_the_tfidf_encoder_and_no_item_text():
+    config = load("config.yaml")
+    del config["text"]
+    del config["datasets"]["ml-100k"]["item_text"]
+    validate(config, schema=SCHEMA)
+    assert config["text"]["encoder"] == {"kind": "tfidf", "dim": 64, "path": None,
+                                         "checksum": None, "batch_size": 256}
+    assert config["datasets"]["ml-100k"]["item_text"] is None
+    assert config["datasets"]["demo"]["item_text"]["options"] == {}
     check_config(config)

@@ -283,6 +283,15 @@ def test_table_errors_name_line_or_row(tmp_path: Path) -> None:
         read_interactions(parquet, "table")
 
 
+def test_table_encoding_errors_name_the_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "log.csv", "user,item\n1,2\nu\xe9,3\n", encoding="latin-1")
+    with pytest.raises(DataFormatError, match="invalid utf-8 byte") as info:
+        read_interactions(path, "table")
+    check_error(info, path, 3)
+    frame = read_interactions(path, "table", encoding="latin-1")
+    assert frame["user"].tolist() == ["1", "u\xe9"]
+
+
 @pytest.mark.parametrize(("name", "text", "match"), [
     ("a.csv", "", "is empty"),
     ("a.csv", "user,item\n", "is empty"),

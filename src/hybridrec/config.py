@@ -21,6 +21,9 @@ def check_config(config: Mapping[str, Any]) -> None:
         _check_declared(f"run.datasets[{i}]", name, datasets, "dataset")
     for name, ds in datasets.items():
         _check_dataset(f"datasets.{name}", ds)
+        if ds.get("item_text"):
+            _check_item_text(f"datasets.{name}.item_text", ds)
+    _check_text_encoder("text.encoder", config.get("text", {}).get("encoder", {}))
     models = config["models"]
     selected = list(config["run"].get("models", []))
     for i, name in enumerate(selected):
@@ -81,3 +84,30 @@ def _check_hybrid(config: Mapping[str, Any]) -> None:
             f"(gate_search.trials) would leave {search['shards'] - search['trials']} of them "
             "empty; set gate_search.shards to at most gate_search.trials")
 
+
+def _check_item_text(key: str, ds: Mapping[str, Any]) -> None:
+    from hybridrec.data.item_text import check_item_text_options
+
+    entry = ds["item_text"]
+    fmt, options = entry["format"], entry.get("options", {})
+    if (fmt == "demo") != (ds["format"] == "demo"):
+        raise ConfigError(f"{key}.format: 'demo' item text goes with a 'demo' dataset and only "
+                          f"there (the dataset's format is {ds['format']!r})")
+    if fmt == "demo":
+        if entry.get("path") or options:
+            raise ConfigError(f"{key}: format 'demo' is generated; it takes no path or options")
+        return
+    if not entry.get("path"):
+        raise ConfigError(f"{key}.path: required for item text format {fmt!r}")
+    check_item_text_options(fmt, options, key)
+
+
+def _check_text_encoder(key: str, encoder: Mapping[str, Any]) -> None:
+    kind = encoder.get("kind", "tfidf")
+    if kind == "sentence_transformers" and not encoder.get("path"):
+        raise ConfigError(f"{key}.path: required for kind 'sentence_transformers' (a local "
+                          f"sentence-transformers model directory)")
+    for name in ("path", "checksum"):
+        if kind != "sentence_transformers" and encoder.get(name):
+            raise ConfigError(f"{key}.{name}: only for kind 'sentence_transformers' "
+                              f"(kind is {kind!r})")

@@ -29,6 +29,10 @@ class DownloadError(HybridrecError):
     """A download failed or its checksum did not match; the message says how to place it by hand."""
 
 
+class MissingPackageError(HybridrecError):
+    """An optional package that a config choice needs is not installed; the message says how."""
+
+
 class ConfigError(HybridrecError, ValueError):
     """A config value is invalid; the message names the key."""
 

@@ -10,6 +10,7 @@ Inside a pipeline job every writer attaches the job's provenance record
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -96,3 +97,12 @@ def write_text(text: str, path: str | os.PathLike[str]) -> None:
     """Write a text file atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def file_checksum(path: str | os.PathLike[str], algorithm: str = "sha256") -> str:
+    """``"algorithm:hex"`` of a file, read in chunks of 1 MiB."""
+    digest = hashlib.new(algorithm)
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return f"{algorithm}:{digest.hexdigest()}"

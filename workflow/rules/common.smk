@@ -43,6 +43,12 @@ def dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+def interactions_config(wildcards):
+    """The dataset entry without its item text, which preprocessing never reads (so declaring
+    item text reruns nothing but embed_items)."""
+    return {k: v for k, v in dataset_config(wildcards).items() if k != "item_text"}
+
+
 def raw_input(wildcards):
     """The raw file preprocessing reads: a local path, a downloaded file, or none (demo)."""
     ds = dataset_config(wildcards)
@@ -79,6 +85,45 @@ def evaluation_data(dataset):
     """The dataset files evaluation reads: every reported protocol's and the export's."""
     protocols = dict.fromkeys([*config["evaluation"]["protocols"], config["evaluation"]["protocol"]])
     return dataset_outputs(dataset) + candidates_of(dataset, protocols)
+
+
+def item_text_config(wildcards):
+    """The dataset's `item_text` entry; embed_items needs one."""
+    from hybridrec.errors import ConfigError
+
+    entry = dataset_config(wildcards).get("item_text")
+    if not entry:
+        raise ConfigError(
+            f"datasets.{wildcards.dataset}.item_text: not declared, so "
+            f"results/text/{wildcards.dataset}/item_embeddings.parquet cannot be made"
+        )
+    return entry
+
+
+def item_text_input(wildcards):
+    """The files the dataset's item-text reader opens (none for generated demo text)."""
+    from hybridrec.data.item_text import item_text_files
+
+    entry = item_text_config(wildcards)
+    if entry["format"] == "demo":
+        return []
+    return [str(p) for p in item_text_files(entry["path"], entry["format"], entry["options"])]
+
+
+def demo_text_settings(wildcards):
+    """The demo block that generated item text is drawn from (None for text read from files)."""
+    if item_text_config(wildcards)["format"] != "demo":
+        return None
+    return dataset_config(wildcards)["demo"]
+
+
+def text_encoder():
+    """The `text.encoder` keys its kind uses (a change of an unused key reruns nothing)."""
+    from dataclasses import asdict
+
+    from hybridrec.text.encoders import EncoderSpec
+
+    return asdict(EncoderSpec.from_config(config["text"]["encoder"]))
 
 
 def model_settings(wildcards):

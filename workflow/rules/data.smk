@@ -1,4 +1,4 @@
-# Raw data -> preprocessed dataset folders -> Table IV.
+# Raw data -> preprocessed dataset folders -> Table IV; item text -> item embeddings.
 
 
 rule download:
@@ -53,7 +53,7 @@ rule preprocess:
     output:
         dataset_outputs("{dataset}"),
     params:
-        dataset=dataset_config,
+        dataset=interactions_config,
         code=script_code("preprocess"),
     log:
         "logs/preprocess/{dataset}.log",
@@ -94,6 +94,33 @@ rule candidates:
         mem_mb=4000,
     script:
         "../scripts/candidates.py"
+
+
+rule embed_items:
+    input:
+        item_ids="results/data/{dataset}/item_ids.parquet",
+        text=item_text_input,
+    output:
+        "results/text/{dataset}/item_embeddings.parquet",
+    params:
+        item_text=item_text_config,
+        demo=demo_text_settings,
+        encoder=text_encoder(),
+        seed=config["seed"],
+        threads=config["training"]["threads"],
+        code=script_code("embed_items"),
+    log:
+        "logs/text/{dataset}.log",
+    benchmark:
+        "benchmarks/out/text/{dataset}.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    # every core: the job computes with training.threads whatever Snakemake reserves
+    threads: workflow.cores
+    resources:
+        mem_mb=4000,
+    script:
+        "../scripts/embed_items.py"
 
 
 rule table4:

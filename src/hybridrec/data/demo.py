@@ -13,6 +13,9 @@ Two kinds of users walk these chains:
 The remaining steps are draws from a Zipf popularity law, which also gives the long tail of item
 popularity. Like the real datasets, a user rarely sees an item twice (a repeat is redrawn a few
 times first). Sequence lengths are log-normal: long-tailed, clipped to ``[min, max]_length``.
+
+Item text (:func:`generate_demo_item_text`) names each item by words of its topic, so that a
+text-aware model can tell items of one topic from the others before it has seen them in use.
 """
 
 from __future__ import annotations
@@ -26,6 +29,27 @@ import pandas as pd
 _EPOCH_2020 = 1_577_836_800  # 2020-01-01T00:00:00Z
 _YEAR = 365 * 86_400
 _MEAN_GAP = 2 * 86_400  # mean seconds between a user's consecutive interactions
+_TEXT_STREAM = 0x7E47  # second seed word of the text's generator: interactions are unchanged
+
+# Product nouns for the topics' vocabularies, and descriptors shared by every topic.
+_NOUNS = (
+    "tent", "lantern", "sleeping bag", "compass", "kayak", "paddle", "lipstick", "mascara",
+    "eyeliner", "nail polish", "perfume", "moisturizer", "guitar", "violin", "drum", "piano",
+    "microphone", "amplifier", "novel", "atlas", "cookbook", "poetry", "comic", "biography",
+    "skillet", "kettle", "blender", "teapot", "spatula", "cutting board", "sneaker", "boot",
+    "sandal", "loafer", "slipper", "scarf", "drill", "hammer", "wrench", "screwdriver", "saw",
+    "toolbox", "puzzle", "doll", "kite", "yo-yo", "board game", "teddy bear", "laptop",
+    "keyboard", "monitor", "router", "webcam", "headphones", "tennis racket", "football",
+    "basketball", "golf club", "skateboard", "helmet", "vase", "candle", "rug", "lamp",
+    "curtain", "pillow", "watch", "bracelet", "necklace", "ring", "earrings", "brooch",
+    "shampoo", "conditioner", "hair dryer", "comb", "razor", "toothbrush", "bicycle", "pump",
+    "saddle", "bell", "chain lock", "water bottle", "camera", "tripod", "lens", "flash",
+)
+_DESCRIPTORS = (
+    "classic", "compact", "deluxe", "vintage", "portable", "premium", "lightweight", "organic",
+    "wireless", "handmade", "waterproof", "professional", "mini", "large", "red", "blue",
+    "black", "silver", "travel", "everyday", "limited edition", "essential", "soft", "bold",
+)
 
 
 @dataclass(frozen=True)
@@ -77,6 +101,38 @@ def generate_demo(seed: int, n_users: int = 1000, n_items: int = 500, *, n_topic
         "item": items[observed] + 1,
         "timestamp": pd.array(times[observed], dtype="Int64"),
         "rating": pd.array(np.full(int(lengths.sum()), np.nan), dtype="Float64"),
+    })
+
+
+def generate_demo_item_text(seed: int, n_items: int = 500, *, n_topics: int = 25,
+                            zipf_exponent: float = 1.2, words_per_topic: int = 3,
+                            noise_share: float = 0.1, missing_share: float = 0.02) -> pd.DataFrame:
+    """Item text for ``generate_demo(seed, n_items=n_items)`` (same topics), in the contract of
+    :mod:`hybridrec.data.item_text` (``item``, ``text``).
+
+    Each topic owns ``words_per_topic`` product nouns; an item's text is a shared descriptor and
+    two of its topic's nouns, plus, for a ``noise_share`` of the items, a noun of a random topic.
+    A ``missing_share`` of the items has no row, as real catalogues have items without text.
+    Deterministic in ``seed``, from a generator of its own: the interactions do not change.
+    """
+    if n_items < 2 * n_topics or not 2 <= words_per_topic:
+        raise ValueError("need n_items >= 2 * n_topics and words_per_topic >= 2")
+    catalogue = _catalogue(np.random.default_rng(seed), n_items, n_topics, zipf_exponent)
+    rng = np.random.default_rng([seed, _TEXT_STREAM])
+    vocabulary = np.array(_NOUNS, dtype=object)
+    replace = n_topics * words_per_topic > len(vocabulary)
+    topic_words = rng.choice(vocabulary, (n_topics, words_per_topic), replace=replace)
+    pick = np.argsort(rng.random((n_items, words_per_topic)), axis=1)[:, :2]  # two distinct
+    words = topic_words[catalogue.topic[:, None], pick]  # (items, 2)
+    descriptor = rng.choice(np.array(_DESCRIPTORS, dtype=object), n_items)
+    stray = rng.choice(vocabulary, n_items)
+    noisy = rng.random(n_items) < noise_share
+    texts = [f"{d} {a} {b}" + (f" {x}" if n else "")
+             for d, (a, b), x, n in zip(descriptor, words, stray, noisy, strict=True)]
+    keep = rng.random(n_items) >= missing_share
+    return pd.DataFrame({
+        "item": np.arange(1, n_items + 1, dtype=np.int64)[keep],
+        "text": pd.array(np.array(texts, dtype=object)[keep], dtype="string"),
     })
 
 

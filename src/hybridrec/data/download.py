@@ -12,7 +12,6 @@ upstreams such as GroupLens publish only MD5); bare hex means SHA-256.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import http.client
 import logging
 import os
@@ -28,7 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from hybridrec.errors import ConfigError, DownloadError
-from hybridrec.io import atomic_path
+from hybridrec.io import atomic_path, file_checksum
 
 PathLike = str | os.PathLike[str]
 
@@ -89,15 +88,6 @@ def verify_checksum(path: PathLike, checksum: str, source: str | None = None) ->
     if actual != expected:
         raise DownloadError(f"{path} has checksum {actual}, expected {expected}: it is corrupt or "
                             f"another version; {get} and place it there, or fix the checksum.")
-
-
-def file_checksum(path: PathLike, algorithm: str = "sha256") -> str:
-    """``"algorithm:hex"`` of a file, read in chunks."""
-    digest = hashlib.new(algorithm)
-    with open(path, "rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            digest.update(chunk)
-    return f"{algorithm}:{digest.hexdigest()}"
 
 
 def extract_zip_member(archive: PathLike, member: str, dest: PathLike) -> Path:

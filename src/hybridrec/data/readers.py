@@ -173,8 +173,8 @@ def read_fmlp_txt(path: PathLike) -> pd.DataFrame:
 
 def read_table(path: PathLike, *, user_col: str = "user", item_col: str = "item",
                timestamp_col: str | None = None, rating_col: str | None = None,
-               sep: str | None = None) -> pd.DataFrame:
-    """Generic CSV (``.csv``, ``.tsv``, with a header row) or Parquet interactions table.
+               sep: str | None = None, encoding: str = "utf-8") -> pd.DataFrame:
+    """Generic CSV (``.csv``, ``.tsv``, with a header row, in ``encoding``) or Parquet table.
 
     Id columns keep their type: Parquet integer columns give int64, other columns strings. CSV has
     no types, so a CSV id column is int64 when every value is a canonical integer within int64 (no
@@ -184,14 +184,8 @@ def read_table(path: PathLike, *, user_col: str = "user", item_col: str = "item"
     """
     path = Path(path)
     columns = [name for name in (user_col, item_col, timestamp_col, rating_col) if name]
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        table, source = _read_parquet(path, columns)
-    elif suffix in (".csv", ".tsv"):
-        table, source = _read_csv(path, columns, sep or ("\t" if suffix == ".tsv" else ","))
-    else:
-        raise DataFormatError(path, f"unsupported suffix {suffix!r} (use .csv, .tsv or .parquet)")
-    infer_int = suffix != ".parquet"
+    table, source = _read_table_columns(path, columns, sep, encoding)
+    infer_int = path.suffix.lower() != ".parquet"
 
     def col(name: str) -> pa.Array:
         return table.column(name).combine_chunks()
@@ -227,19 +221,27 @@ def _read_bytes(path: Path) -> bytes:
     return data
 
 
-def _read_lines(path: Path, encoding: str = "latin-1") -> tuple[pa.Array, _Source]:
-    """Non-blank lines, trimmed of spaces, tabs and CRs, with their line numbers.
-
-    ISO-8859-1 (the default) decodes any byte, so id-only formats never fail on stray bytes.
-    """
-    data = _read_bytes(path)
+def _decode(path: Path, data: bytes, encoding: str) -> str:
+    """``data`` as text; an undecodable byte is an error naming its line."""
     try:
-        text = data.decode(encoding)
+        return data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         raise DataFormatError(path, f"invalid {encoding} byte: {exc.reason}", line=line) from None
-    lines = pc.utf8_trim(pa.array(text.split("\n"), pa.large_string()), " \t\r")
-    keep = pc.not_equal(lines, "")
+    except LookupError:
+        raise DataFormatError(path, f"unknown encoding {encoding!r}") from None
+
+
+def _read_lines(path: Path, encoding: str = "latin-1",
+                trim: str = " \t\r") -> tuple[pa.Array, _Source]:
+    """Non-blank lines, trimmed of the characters in ``trim``, with their line numbers.
+
+    ISO-8859-1 (the default) decodes any byte, so id-only formats never fail on stray bytes.
+    Formats whose last field may be empty trim only ``"\r"``, so that a trailing tab stays.
+    """
+    text = _decode(path, _read_bytes(path), encoding)
+    lines = pc.utf8_trim(pa.array(text.split("\n"), pa.large_string()), trim)
+    keep = pc.not_equal(pc.utf8_trim(lines, " \t\r"), "")
     numbers = np.flatnonzero(_to_bool(keep)) + 1
     if numbers.size == 0:
         raise DataFormatError(path, "file is empty")
@@ -287,6 +289,17 @@ def _require_columns(path: Path, present: list[str], columns: list[str]) -> None
             raise DataFormatError(path, f"no column {column!r} (columns: {present})", column=column)
 
 
+def _read_table_columns(path: Path, columns: list[str], sep: str | None,
+                        encoding: str) -> tuple[pa.Table, _Source]:
+    """``columns`` of a ``.parquet``, ``.csv`` or ``.tsv`` file (CSV columns as strings)."""
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        return _read_parquet(path, columns)
+    if suffix in (".csv", ".tsv"):
+        return _read_csv(path, columns, sep or ("\t" if suffix == ".tsv" else ","), encoding)
+    raise DataFormatError(path, f"unsupported suffix {suffix!r} (use .csv, .tsv or .parquet)")
+
+
 def _read_parquet(path: Path, columns: list[str]) -> tuple[pa.Table, _Source]:
     _require_columns(path, pq.read_schema(path).names, columns)
     table = pq.read_table(path, columns=columns)
@@ -295,16 +308,19 @@ def _read_parquet(path: Path, columns: list[str]) -> tuple[pa.Table, _Source]:
     return table, _Source(path, np.arange(1, table.num_rows + 1), unit="row")
 
 
-def _read_csv(path: Path, columns: list[str], sep: str) -> tuple[pa.Table, _Source]:
+def _read_csv(path: Path, columns: list[str], sep: str,
+              encoding: str = "utf-8") -> tuple[pa.Table, _Source]:
     """Read ``columns`` as strings; blank lines are dropped but keep their line numbers."""
     if path.stat().st_size == 0:
         raise DataFormatError(path, "file is empty")
+    text = _decode(path, path.read_bytes(), encoding)  # a bad byte is reported by its line
     options: dict[str, Any] = {"sep": sep, "dtype": "string", "keep_default_na": False,
                                "na_values": [""]}
     try:
-        _require_columns(path, list(pd.read_csv(path, nrows=0, **options).columns), columns)
+        header = pd.read_csv(io.StringIO(text), nrows=0, **options)
+        _require_columns(path, list(header.columns), columns)
         # every column is read, so that a row with extra fields is an error, not a shift
-        frame = pd.read_csv(path, skip_blank_lines=False, **options)[columns]
+        frame = pd.read_csv(io.StringIO(text), skip_blank_lines=False, **options)[columns]
     except pd.errors.ParserError as exc:
         raise DataFormatError(path, f"malformed CSV: {exc}") from None
     except UnicodeDecodeError:

@@ -1,4 +1,4 @@
-"""A declared dataset (one `datasets.<name>` config entry) to raw interactions in memory."""
+"""A declared dataset (one `datasets.<name>` config entry) to raw interactions and item text."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from typing import Any
 
 import pandas as pd
 
-from hybridrec.data.demo import generate_demo
+from hybridrec.data.demo import generate_demo, generate_demo_item_text
 from hybridrec.data.download import verify_checksum
+from hybridrec.data.item_text import read_item_text
 from hybridrec.data.preprocess import PreprocessConfig
 from hybridrec.data.readers import read_interactions
 
@@ -38,3 +39,21 @@ def load_raw(dataset: Mapping[str, Any], raw_path: str | Path | None) -> pd.Data
 def preprocess_config(dataset: Mapping[str, Any]) -> PreprocessConfig:
     """The dataset entry's `preprocess` block as a PreprocessConfig (schema defaults apply)."""
     return PreprocessConfig(**dataset.get("preprocess", {}))
+
+
+def load_item_text(item_text: Mapping[str, Any], demo: Mapping[str, Any] | None,
+                   path: str | Path | None) -> pd.DataFrame:
+    """Read (or, for format ``demo``, generate) a dataset's ``item_text`` entry as item text.
+
+    ``demo`` is the dataset's ``demo`` block (its seed and item count), used by format ``demo``.
+    The entry's checksum, if any, is verified first.
+    """
+    if item_text["format"] == "demo":
+        demo = demo or {}
+        return generate_demo_item_text(seed=demo.get("seed", 7), n_items=demo.get("items", 500))
+    if path is None:
+        raise ValueError(f"item text format {item_text['format']!r} needs a file")
+    if item_text.get("checksum"):
+        verify_checksum(path, item_text["checksum"])
+    log.info("reading item text %s (%s)", path, item_text["format"])
+    return read_item_text(path, item_text["format"], **item_text.get("options", {}))

@@ -1,0 +1,1 @@
+"""Item text to vectors: encoders and the embeddings stage of the DAG."""
