@@ -17,7 +17,6 @@ from conftest import shared_file
 from hybridrec.data.demo import generate_demo_item_text
 from hybridrec.data.item_text import read_item_text
 from hybridrec.errors import ConfigError, DataFormatError, MissingPackageError
-from hybridrec.io import read_parquet_metadata
 from hybridrec.text.embeddings import (
     item_embeddings_table,
     load_item_embeddings,
@@ -173,7 +172,7 @@ def test_embeddings_follow_item_ids_and_zero_items_without_text(tmp_path: Path) 
     assert not vectors[no_text].any() and (np.linalg.norm(vectors[~no_text], axis=1) > 0.99).all()
     schema = pq.read_schema(output)
     assert str(schema.field("vector").type) == "fixed_size_list<element: float>[16]"
-    metadata = read_parquet_metadata(output)
+    metadata = {k.decode(): v.decode() for k, v in (pq.read_schema(output).metadata or {}).items()}
     assert metadata["encoder"] == "tfidf" and metadata["dim"] == "16"
     assert metadata["items_without_text"] == str(int(no_text.sum()))
     assert len(metadata["weights_sha256"]) == 64
