@@ -150,8 +150,13 @@ class SelectiveSSM(nn.Module):
     def forward(self, x: Tensor, keep: Tensor) -> Tensor:  # x: (B, N, Di), keep: (B, N)
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
         delta = F.softplus(self.dt_proj(dt)) * keep.unsqueeze(-1)  # (B, N, Di); 0 at padding
-        a = -torch.exp(self.A_log)  # (Di, S)
-        return selective_scan(x, delta, a, b, c, self.D, self.use_reference)  # (B, N, Di)
+        # the scan in float32 at least (under bf16 autocast too), as Mamba's kernel does
+        dtype = torch.promote_types(x.dtype, torch.float32)
+        with torch.autocast(x.device.type, enabled=False):
+            a = -torch.exp(self.A_log.to(dtype))  # (Di, S)
+            y = selective_scan(x.to(dtype), delta.to(dtype), a, b.to(dtype), c.to(dtype),
+                               self.D.to(dtype), self.use_reference)  # (B, N, Di)
+        return y.to(x.dtype)
 
 
 class MambaBlock(nn.Module):
