@@ -57,10 +57,10 @@ def left_padded(lengths: list[int], n: int = N, seed: int = 1) -> torch.Tensor:
     return seq
 
 
-def use_reference_scan(model: torch.nn.Module, on: bool = True) -> None:
+def use_scan(model: torch.nn.Module, scan: str) -> None:
     for module in model.modules():
         if isinstance(module, SelectiveSSM):
-            module.use_reference = on
+            module.scan = scan
 
 
 def randomize(model: torch.nn.Module, seed: int = 3) -> None:
@@ -76,24 +76,30 @@ def randomize(model: torch.nn.Module, seed: int = 3) -> None:
 # ---------------------------------------------------------------- the scan
 
 
+@pytest.mark.parametrize("parallel", [False, True])
 @pytest.mark.parametrize("n", [1, 2, 7, 16, 50])
-def test_parallel_scan_equals_sequential_scan_in_values_and_gradients(n: int) -> None:
+def test_fast_scans_equal_the_reference_scan_in_values_and_gradients(n: int,
+                                                                     parallel: bool) -> None:
     g = torch.Generator().manual_seed(n)
     a = torch.rand(3, n, 4, 5, generator=g, dtype=torch.float64).requires_grad_()
     b = torch.randn(3, n, 4, 5, generator=g, dtype=torch.float64).requires_grad_()
     weight = torch.randn(3, n, 4, 5, generator=g, dtype=torch.float64)
-    fast = linear_scan(a, b)
+    fast = linear_scan(a, b, parallel)
     reference = linear_scan_reference(a, b)
     torch.testing.assert_close(fast, reference)
+    torch.testing.assert_close(reference[:, 0], b[:, 0])  # and the reference is the recurrence
+    torch.testing.assert_close(reference[:, 1:], a[:, 1:] * reference[:, :-1] + b[:, 1:])
     grads_fast = torch.autograd.grad((fast * weight).sum(), (a, b))
     grads_reference = torch.autograd.grad((reference * weight).sum(), (a, b))
     for got, expected in zip(grads_fast, grads_reference, strict=True):
         torch.testing.assert_close(got, expected)
-    assert torch.autograd.gradcheck(linear_scan, (a[:1, :, :1, :2], b[:1, :, :1, :2]))
+    assert torch.autograd.gradcheck(lambda x, y: linear_scan(x, y, parallel),
+                                    (a[:1, :, :1, :2], b[:1, :, :1, :2]))
 
 
+@pytest.mark.parametrize("scan", ["sequential", "parallel"])
 @pytest.mark.parametrize("key", list(CONFIGS))
-def test_model_with_fast_scan_equals_model_with_reference_scan(key: str) -> None:
+def test_model_with_fast_scan_equals_model_with_reference_scan(key: str, scan: str) -> None:
     model = make(key).double()
     randomize(model)
     seq = left_padded([12, 6, 1])
@@ -105,8 +111,9 @@ def test_model_with_fast_scan_equals_model_with_reference_scan(key: str) -> None
         F.cross_entropy(model.logits(hidden[:, -1]), target).backward()
         return hidden, [p.grad.clone() for p in model.parameters() if p.grad is not None]
 
+    use_scan(model, scan)
     fast, fast_grads = run()
-    use_reference_scan(model)
+    use_scan(model, "reference")
     reference, reference_grads = run()
     torch.testing.assert_close(fast, reference)
     for got, expected in zip(fast_grads, reference_grads, strict=True):

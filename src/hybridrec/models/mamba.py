@@ -9,11 +9,20 @@ Per channel c of the d_inner = expand * d channels, with state size S and x the 
     h_t = A_bar_t h_{t-1} + B_bar_t x_t,  h_{-1} = 0    (B, N, d_inner, S)
     y_t = C_t h_t + D x_t
 
-The recurrence is a first-order linear scan. :func:`linear_scan` is the fast path: a custom
-autograd function whose forward is a Hillis-Steele scan (ceil(log2 N) whole-tensor steps, no
-Python loop over N) and whose backward is the same scan run backwards; it keeps only A_bar and h
-for the backward pass. :func:`linear_scan_reference` is the readable loop over t. Both run on
-CPU and CUDA; tests/test_mamba.py checks that they agree in values and gradients.
+The recurrence is a first-order linear scan, computed in one of three ways (``SCANS``):
+
+- ``"sequential"`` (default, the fast path): a custom autograd function that updates h in place,
+  one fused ``addcmul_`` per position forward and backward (``G_t = g_t + a_{t+1} G_{t+1}``),
+  with no autograd node per step; it keeps only A_bar and h for the backward pass. It reads and
+  writes each (B, N, d_inner, S) element once per direction, which makes it the fastest measured
+  form on the CPU (benchmarks/mamba_scan.py), despite its Python loop over N.
+- ``"parallel"``: the same function with a Hillis-Steele scan, ceil(log2 N) whole-tensor steps
+  and no Python loop over N; it moves about log2(N) times more memory (slower on the CPU), and
+  is kept for GPUs, where a loop's kernel launches may cost more than the traffic (unmeasured).
+- ``"reference"``: the readable loop over t, differentiated by autograd.
+
+All three run on CPU and CUDA; tests/test_mamba.py checks that they agree in values and
+gradients.
 
 Padding (left-padded windows, 0 = padding, most recent item last): the convolution and the scan
 run over the padded positions too, but masked. The convolution's input is zeroed there and so is
@@ -35,12 +44,29 @@ from torch import Tensor, nn
 
 from hybridrec.models.layers import Dropout, FeedForward, LayerNorm
 
+SCANS = ("sequential", "parallel", "reference")
 
-def _scan_in_place(a: Tensor, b: Tensor) -> Tensor:
-    """Hillis-Steele inclusive scan of ``h_t = a_t h_{t-1} + b_t`` along dim 1; overwrites both.
+
+def _scan_sequential_(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
+    """In place, b <- h: ``h_t = a_t h_{t-1} + b_t`` along dim 1, one position at a time.
+
+    ``reverse=True`` runs from the end with the next position's a: ``h_t = a_{t+1} h_{t+1} + b_t``.
+    """
+    n = a.shape[1]
+    if reverse:
+        for t in range(n - 2, -1, -1):
+            b[:, t].addcmul_(a[:, t + 1], b[:, t + 1])
+    else:
+        for t in range(1, n):
+            b[:, t].addcmul_(a[:, t], b[:, t - 1])
+    return b
+
+
+def _scan_log_steps_(a: Tensor, b: Tensor) -> Tensor:
+    """In place, b <- h by a Hillis-Steele scan (a is overwritten too): ceil(log2 N) steps.
 
     After step k, ``b[:, t]`` holds the recurrence over the window ``(t - 2^k, t]`` and
-    ``a[:, t]`` the product of the a's over it; ceil(log2 N) steps reach every t.
+    ``a[:, t]`` the product of the a's over it.
     """
     n = a.shape[1]
     offset = 1
@@ -53,30 +79,40 @@ def _scan_in_place(a: Tensor, b: Tensor) -> Tensor:
 
 
 class _LinearScan(torch.autograd.Function):
-    """``h_t = a_t h_{t-1} + b_t`` with the gradient by the reverse scan.
+    """``h_t = a_t h_{t-1} + b_t`` with its gradient by the same recurrence run from the end.
 
-    With G_t = dL/dh_t in total: ``G_t = g_t + a_{t+1} G_{t+1}`` (a scan from the end),
-    ``dL/db_t = G_t`` and ``dL/da_t = G_t h_{t-1}``.
+    With G_t = dL/dh_t in total: ``G_t = g_t + a_{t+1} G_{t+1}``, ``dL/db_t = G_t`` and
+    ``dL/da_t = G_t h_{t-1}``.
     """
 
     @staticmethod
-    def forward(ctx: Any, a: Tensor, b: Tensor) -> Tensor:
-        h = _scan_in_place(a.clone(), b.clone())
+    def forward(ctx: Any, a: Tensor, b: Tensor, parallel: bool) -> Tensor:
+        h = b.clone(memory_format=torch.contiguous_format)
+        if parallel:
+            _scan_log_steps_(a.clone(), h)
+        else:
+            _scan_sequential_(a, h)
+        ctx.parallel = parallel
         ctx.save_for_backward(a, h)
         return h
 
     @staticmethod
-    def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor]:
+    def backward(ctx: Any, grad_h: Tensor) -> tuple[Tensor, Tensor, None]:
         a, h = ctx.saved_tensors
-        a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)  # a_{t+1}, 0 at the end
-        grad_b = _scan_in_place(a_next.flip(1), grad_h.flip(1)).flip(1)  # G_t (flip copies)
-        h_prev = torch.cat([torch.zeros_like(h[:, :1]), h[:, :-1]], dim=1)  # h_{t-1}
-        return grad_b * h_prev, grad_b
+        if ctx.parallel:  # the forward scan on the reversed sequence (flip copies)
+            a_next = torch.cat([a[:, 1:], torch.zeros_like(a[:, :1])], dim=1)  # 0 at the end
+            grad_b = _scan_log_steps_(a_next.flip(1), grad_h.flip(1)).flip(1)
+        else:
+            grad_b = _scan_sequential_(a, grad_h.clone(memory_format=torch.contiguous_format),
+                                       reverse=True)
+        grad_a = torch.zeros_like(h)
+        torch.mul(grad_b[:, 1:], h[:, :-1], out=grad_a[:, 1:])  # G_t h_{t-1}, h_{-1} = 0
+        return grad_a, grad_b, None
 
 
-def linear_scan(a: Tensor, b: Tensor) -> Tensor:
-    """Fast path: a, b (B, N, ...) -> h (B, N, ...) with ``h_t = a_t h_{t-1} + b_t``, h_{-1} = 0."""
-    h: Tensor = _LinearScan.apply(a, b)
+def linear_scan(a: Tensor, b: Tensor, parallel: bool = False) -> Tensor:
+    """Fast path: a, b (B, N, ...) -> h (B, N, ...), ``h_t = a_t h_{t-1} + b_t``, h_{-1} = 0."""
+    h: Tensor = _LinearScan.apply(a, b, parallel)
     return h
 
 
@@ -84,22 +120,26 @@ def linear_scan_reference(a: Tensor, b: Tensor) -> Tensor:
     """Readable path: the same recurrence, one position at a time (autograd does the rest)."""
     h = torch.zeros_like(b[:, 0])  # (B, ...)
     states = []
-    for t in range(a.shape[1]):
-        h = a[:, t] * h + b[:, t]
+    for a_t, b_t in zip(a.unbind(1), b.unbind(1), strict=True):
+        h = a_t * h + b_t
         states.append(h)
     return torch.stack(states, dim=1)  # (B, N, ...)
 
 
 def selective_scan(x: Tensor, delta: Tensor, a: Tensor, b: Tensor, c: Tensor, d: Tensor,
-                   reference: bool = False) -> Tensor:
+                   scan: str = "sequential") -> Tensor:
     """The selective SSM: x, delta (B, N, Di); a (Di, S); b, c (B, N, S); d (Di,) -> (B, N, Di).
 
     ``a`` is A = -exp(A_log) (negative), so every A_bar = exp(Delta A) lies in (0, 1].
     """
+    if scan not in SCANS:
+        raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
     decay = torch.exp(delta.unsqueeze(-1) * a)  # A_bar: (B, N, Di, S)
     drive = (delta * x).unsqueeze(-1) * b.unsqueeze(2)  # B_bar x: (B, N, Di, S)
-    scan = linear_scan_reference if reference else linear_scan
-    h = scan(decay, drive)  # (B, N, Di, S)
+    if scan == "reference":
+        h = linear_scan_reference(decay, drive)  # (B, N, Di, S)
+    else:
+        h = linear_scan(decay, drive, parallel=scan == "parallel")  # (B, N, Di, S)
     y = (h @ c.unsqueeze(-1)).squeeze(-1)  # C_t h_t: (B, N, Di)
     return y + x * d  # (B, N, Di)
 
@@ -145,7 +185,7 @@ class SelectiveSSM(nn.Module):
         a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)  # (Di, S)
         self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(d_inner))
-        self.use_reference = False  # True: the sequential scan (tests, benchmarks)
+        self.scan = "sequential"  # one of SCANS (tests and benchmarks switch it)
 
     def forward(self, x: Tensor, keep: Tensor) -> Tensor:  # x: (B, N, Di), keep: (B, N)
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -155,7 +195,7 @@ class SelectiveSSM(nn.Module):
         with torch.autocast(x.device.type, enabled=False):
             a = -torch.exp(self.A_log.to(dtype))  # (Di, S)
             y = selective_scan(x.to(dtype), delta.to(dtype), a, b.to(dtype), c.to(dtype),
-                               self.D.to(dtype), self.use_reference)  # (B, N, Di)
+                               self.D.to(dtype), self.scan)  # (B, N, Di)
         return y.to(x.dtype)
 
 
