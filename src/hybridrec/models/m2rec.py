@@ -162,7 +162,8 @@ class M2Rec(Mamba4Rec):
     """M2Rec as its paper describes it (module docstring); with every switch off, Mamba4Rec.
 
     ``item_text`` (num_items + 1, text_dim) is a buffer, so a saved model carries its text
-    vectors; fill it with :meth:`set_item_text` before training.
+    vectors; fill it with :meth:`set_item_text` before training (until then it holds zeros and
+    the semantic stream is a constant).
     """
 
     config_class = M2RecConfig

@@ -148,8 +148,8 @@ class CausalDepthwiseConv(nn.Module):
     """Depthwise causal Conv1d over the sequence: ``y_t = b + sum_k w_k x_{t-K+1+k}`` per channel.
 
     Mamba's ``conv1d`` (groups = channels, padding K - 1, trimmed to N), written as K shifted
-    multiply-adds: torch's depthwise CPU backward sums the weight gradient in thread-sized
-    chunks, these sums do not depend on the thread count. Init as ``nn.Conv1d``'s default.
+    multiply-adds in the (B, N, Di) layout, so no transpose to Conv1d's (B, Di, N) is needed
+    (tests/test_mamba.py checks it equals ``F.conv1d``). Init as ``nn.Conv1d``'s default.
     """
 
     def __init__(self, channels: int, kernel_size: int) -> None:
