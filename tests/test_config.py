@@ -59,6 +59,8 @@ def test_shipped_configs_are_valid(files):
     (lambda c: c["run"].update(models=["linrec", "gru"]), "run.models"),
     (lambda c: c["datasets"]["ml-1m"].update(url=None), "datasets.ml-1m"),
     (lambda c: c["models"]["fmlp"].update(objective="causal"), "models.fmlp.objective"),
+    (lambda c: (c["run"].update(models=["mamba4rec", "m2rec"]),
+                c["models"]["m2rec"].update(objective="causal")), "models.m2rec.objective"),
     (lambda c: c["models"]["linrec"].update(seed=3), "models.linrec.seed"),
 ])
 def test_cross_key_errors_name_the_key(change, message):
@@ -78,6 +80,7 @@ def test_cross_key_errors_name_the_key(change, message):
     (lambda c: c.update(unexpected=1), "unexpected"),
     (lambda c: c["text"]["encoder"].update(kind="bert"), "kind"),
     (lambda c: c["datasets"]["demo"]["item_text"].update(format="json"), "format"),
+    (lambda c: c["models"]["m2rec"].update(fft="yes"), "fft"),
 ])
 def test_schema_rejects_bad_values_and_names_the_key(change, path):
     config = load("config.yaml")

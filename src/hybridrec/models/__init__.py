@@ -68,6 +68,8 @@ from hybridrec.models.fmlp_official import (  # noqa: E402
     load_official_fmlp_state_dict,
 )
 from hybridrec.models.linrec import LinRec, LinRecConfig  # noqa: E402
+from hybridrec.models.m2rec import M2Rec, M2RecConfig  # noqa: E402
+from hybridrec.models.mamba4rec import Mamba4Rec, Mamba4RecConfig  # noqa: E402
 from hybridrec.models.sasrec import SASRec, SASRecConfig  # noqa: E402
 
 __all__ = [
@@ -76,6 +78,10 @@ __all__ = [
     "FMLPRec",
     "LinRec",
     "LinRecConfig",
+    "M2Rec",
+    "M2RecConfig",
+    "Mamba4Rec",
+    "Mamba4RecConfig",
     "SASRec",
     "SASRecConfig",
     "SequentialRecommender",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from torch import Tensor, nn
@@ -24,6 +25,9 @@ class SequentialRecommender(nn.Module):
     # True where position t never sees positions > t, so every position can be trained at once
     # (the ``causal`` objective); models with a ``causal`` switch are causal when it is on.
     always_causal: ClassVar[bool] = False
+    # True where the model reads frozen item text embeddings (``set_item_text``), which the
+    # pipeline then loads for it.
+    needs_item_text: ClassVar[bool] = False
     embedding: SequenceEmbedding
 
     def __init__(self, config: Any) -> None:
@@ -32,6 +36,12 @@ class SequentialRecommender(nn.Module):
         self.num_items: int = config.num_items
         self.max_len: int = config.max_len
         self.hidden_size: int = config.hidden_size
+
+    @classmethod
+    def is_causal(cls, architecture: Mapping[str, Any]) -> bool:
+        """Whether the model built with these hyperparameters is causal (``always_causal``
+        unless a subclass says otherwise)."""
+        return cls.always_causal
 
     @property
     def item_embeddings(self) -> nn.Embedding:

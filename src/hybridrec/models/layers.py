@@ -56,21 +56,24 @@ class Dropout(nn.Module):
 
 
 class FeedForward(nn.Module):
-    """Position-wise FFN sublayer: ``LayerNorm(x + dropout(W2 gelu(W1 x)))``, d -> inner -> d.
+    """Position-wise FFN sublayer: ``LayerNorm(x + dropout(W2 inner_dropout(gelu(W1 x))))``.
 
-    GELU is the erf form (``F.gelu`` default), as in the official FMLP-Rec and RecBole code;
-    like them, there is no dropout between the two dense layers.
+    d -> inner -> d. GELU is the erf form (``F.gelu`` default), as in the official FMLP-Rec and
+    RecBole code; like them, there is no dropout between the two dense layers by default
+    (``inner_dropout=0``); Mamba4Rec's official FFN has one (``inner_dropout=dropout``).
     """
 
-    def __init__(self, hidden_size: int, inner_size: int, dropout: float) -> None:
+    def __init__(self, hidden_size: int, inner_size: int, dropout: float,
+                 inner_dropout: float = 0.0) -> None:
         super().__init__()
         self.dense_1 = nn.Linear(hidden_size, inner_size)
         self.dense_2 = nn.Linear(inner_size, hidden_size)
+        self.inner_dropout = Dropout(inner_dropout)
         self.dropout = Dropout(dropout)
         self.norm = LayerNorm(hidden_size)
 
     def forward(self, x: Tensor) -> Tensor:  # x: (B, N, d)
-        h = F.gelu(self.dense_1(x))  # (B, N, inner)
+        h = self.inner_dropout(F.gelu(self.dense_1(x)))  # (B, N, inner)
         h = self.dropout(self.dense_2(h))  # (B, N, d)
         return self.norm(x + h)  # (B, N, d)
 
@@ -82,13 +85,18 @@ class SequenceEmbedding(nn.Module):
     length n <= max_len) always gets position ``max_len - 1``. For n == max_len this is the usual
     ``arange(N)``; for a shorter window it keeps every real item's position unchanged, so a window
     that only drops leading padding describes the same sequence.
+
+    ``positions=False`` leaves the position table out (Mamba4Rec: its recurrence already knows
+    the order); ``dropout_first=True`` applies dropout before the LayerNorm, as Mamba4Rec does.
     """
 
-    def __init__(self, num_items: int, max_len: int, hidden_size: int, dropout: float) -> None:
+    def __init__(self, num_items: int, max_len: int, hidden_size: int, dropout: float,
+                 positions: bool = True, dropout_first: bool = False) -> None:
         super().__init__()
         self.max_len = max_len
+        self.dropout_first = dropout_first
         self.item_embeddings = nn.Embedding(num_items + 1, hidden_size, padding_idx=0)
-        self.position_embeddings = nn.Embedding(max_len, hidden_size)
+        self.position_embeddings = nn.Embedding(max_len, hidden_size) if positions else None
         self.norm = LayerNorm(hidden_size)
         self.dropout = Dropout(dropout)
 
@@ -96,8 +104,12 @@ class SequenceEmbedding(nn.Module):
         n = seq.shape[1]
         if n > self.max_len:
             raise ValueError(f"sequence window {n} is longer than max_len={self.max_len}")
-        positions = torch.arange(self.max_len - n, self.max_len, device=seq.device)  # (n,)
-        x = self.item_embeddings(seq) + self.position_embeddings(positions)  # (B, n, d)
+        x = self.item_embeddings(seq)  # (B, n, d)
+        if self.position_embeddings is not None:
+            positions = torch.arange(self.max_len - n, self.max_len, device=seq.device)  # (n,)
+            x = x + self.position_embeddings(positions)  # (B, n, d)
+        if self.dropout_first:
+            return self.norm(self.dropout(x))  # (B, n, d)
         return self.dropout(self.norm(x))  # (B, n, d)
 
 

@@ -66,7 +66,7 @@ def resolve_settings(name: str, entry: Mapping[str, Any], dataset: str) -> Model
     if training.get("objective") == "causal":
         if "causal" in architecture_keys:
             architecture["causal"] = True  # the all-positions objective needs causal attention
-        elif not MODELS[name].always_causal:
+        elif not MODELS[name].is_causal(architecture):
             raise ConfigError(
                 f"{paths['objective']}: 'causal' trains every position at once, but {name} "
                 "mixes all positions (future items would leak); use 'prefix'")
