@@ -439,3 +439,16 @@ def test_load_checkpoint_names_a_damaged_file(tmp_path: Path) -> None:
     truncate(folder / "epoch-0001.pt")
     with pytest.raises(CheckpointError, match=r"epoch-0001\.pt: damaged checkpoint"):
         load_checkpoint(folder / "epoch-0001.pt")
+
+
+def test_text_dim_follows_the_embeddings_file() -> None:
+    from hybridrec.training.run import with_text_dim
+    from hybridrec.training.settings import ModelSettings
+
+    settings = ModelSettings("m2rec", {"hidden_size": 16}, {})
+    assert with_text_dim(settings, 64, "e.parquet").architecture == {"hidden_size": 16,
+                                                                     "text_dim": 64}
+    agreed = ModelSettings("m2rec", {"text_dim": 64}, {})
+    assert with_text_dim(agreed, 64, "e.parquet").architecture["text_dim"] == 64
+    with pytest.raises(ConfigError, match=r"models.m2rec.text_dim: 384, but e.parquet holds 64"):
+        with_text_dim(ModelSettings("m2rec", {"text_dim": 384}, {}), 64, "e.parquet")

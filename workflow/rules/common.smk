@@ -136,6 +136,16 @@ def model_settings(wildcards):
     return asdict(resolve_settings(wildcards.model, entry, wildcards.dataset))
 
 
+def item_text_embeddings(wildcards):
+    """The item embeddings a text-aware model trains with (none for the others)."""
+    from hybridrec.models import MODELS
+
+    architecture = model_settings(wildcards)["architecture"]
+    if MODELS[wildcards.model].needs_item_text and architecture.get("text", True):
+        return f"results/text/{wildcards.dataset}/item_embeddings.parquet"
+    return []
+
+
 def validation_candidates(dataset):
     from hybridrec.data.store import candidate_files
 

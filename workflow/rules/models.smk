@@ -6,6 +6,7 @@ rule train:
         train="results/data/{dataset}/split/train.parquet",
         valid="results/data/{dataset}/split/valid.parquet",
         candidates=lambda w: validation_candidates(w.dataset),
+        text=item_text_embeddings,
     output:
         model="results/models/{dataset}/{model}/model.pt",
         history="results/models/{dataset}/{model}/history.parquet",

@@ -19,5 +19,6 @@ with claim_device(snakemake.params.device) as device:
         checkpoint_dir=snakemake.params.checkpoints,
         history_path=snakemake.output.history,
         threads=snakemake.params.threads,
+        item_embeddings=snakemake.input.text or None,
     )
 save_model(model, settings, result, snakemake.output.model)

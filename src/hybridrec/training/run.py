@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -13,7 +15,7 @@ from hybridrec import provenance
 from hybridrec.codehash import weights_code_hash
 from hybridrec.data.store import dataset_files
 from hybridrec.devices import resolve_device
-from hybridrec.errors import HybridrecError
+from hybridrec.errors import ConfigError, HybridrecError
 from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
 from hybridrec.io import atomic_path
 from hybridrec.models import build_model
@@ -34,20 +36,33 @@ def num_items_of(root: str | Path) -> int:
 def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, device: str,
                      placement: str | None = None,
                      bf16: bool, protocol: str, eval_batch_size: int,
-                     checkpoint_dir: str | Path, history_path: str | Path, threads: int = 0
+                     checkpoint_dir: str | Path, history_path: str | Path, threads: int = 0,
+                     item_embeddings: str | Path | None = None
                      ) -> tuple[SequentialRecommender, TrainResult]:
     """Build ``settings.name``, train it on split/train.parquet, early-stop on validation.
 
     Validation ranks the validation targets under ``protocol`` (the same candidates every model
-    sees); the returned model holds the best epoch's weights.
+    sees); the returned model holds the best epoch's weights. A text-aware model takes its
+    frozen item text from ``item_embeddings`` (``results/text/{dataset}/item_embeddings.parquet``);
+    its ``text_dim`` is that file's width, and the text joins the checkpoint's resume key.
     """
     num_items = num_items_of(root)
+    item_text = None
+    if item_embeddings is not None:
+        from hybridrec.text.embeddings import load_item_embeddings
+
+        item_text = load_item_embeddings(item_embeddings, num_items)  # (I + 1, t)
+        settings = with_text_dim(settings, item_text.shape[1], item_embeddings)
     config = TrainConfig(**settings.training, seed=seed, device=device, placement=placement,
                          bf16=bf16,
                          num_threads=threads or None,
                          val_protocol=protocol, eval_batch_size=eval_batch_size)
     torch.manual_seed(seed)  # the initial weights
     model = build_model(settings.name, num_items, **settings.architecture)
+    text_digest = None
+    if item_text is not None:
+        model.set_item_text(item_text)
+        text_digest = hashlib.sha256(item_text.numpy().tobytes()).hexdigest()
     model.to(resolve_device(placement or device))
     train_items = pq.read_table(dataset_files(root)["train"], columns=["items"]).column("items")
     sequences = Sequences.from_arrow(train_items, num_items)
@@ -67,8 +82,19 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
     result = train(model, sequences, config, checkpoint_dir=checkpoint_dir,
                    history_path=history_path, log=log, validate=validate,
                    model_spec={"name": settings.name, **settings.architecture,
-                               "code": weights_code_hash(settings.name)})
+                               "code": weights_code_hash(settings.name),
+                               "item_text": text_digest})
     return model, result
+
+
+def with_text_dim(settings: ModelSettings, dim: int, source: str | Path) -> ModelSettings:
+    """``settings`` with ``text_dim`` set to the embeddings' width (a configured value must agree)."""
+    configured = settings.architecture.get("text_dim")
+    if configured is not None and configured != dim:
+        raise ConfigError(f"models.{settings.name}.text_dim: {configured}, but {source} holds "
+                          f"{dim}-dimensional item embeddings; remove the key (it follows the "
+                          "file) or change text.encoder")
+    return dataclasses.replace(settings, architecture={**settings.architecture, "text_dim": dim})
 
 
 def _check_negatives_exist(sequences: Sequences, model: str, root: str | Path) -> None:
@@ -89,7 +115,8 @@ def save_model(model: SequentialRecommender, settings: ModelSettings, result: Tr
     payload: dict[str, Any] = {
         "name": settings.name,
         "num_items": model.num_items,
-        "architecture": settings.architecture,
+        "architecture": {k: v for k, v in dataclasses.asdict(model.config).items()
+                         if k != "num_items"},
         "training": settings.training,
         "state_dict": model.state_dict(),
         "best_epoch": result.best_epoch,
