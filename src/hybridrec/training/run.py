@@ -88,7 +88,7 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
 
 
 def with_text_dim(settings: ModelSettings, dim: int, source: str | Path) -> ModelSettings:
-    """``settings`` with ``text_dim`` set to the embeddings' width (a configured value must agree)."""
+    """``settings`` with ``text_dim`` set to the embeddings' width (a configured one must agree)."""
     configured = settings.architecture.get("text_dim")
     if configured is not None and configured != dim:
         raise ConfigError(f"models.{settings.name}.text_dim: {configured}, but {source} holds "
