@@ -35,7 +35,7 @@ def merge(base: dict, extra: dict) -> None:
 
 
 @pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "demo.yaml"),
-                                   ("config.yaml", "beauty-fmlp.yaml")])
+                                   ("config.yaml", "real.yaml")])
 def test_shipped_configs_are_valid(files):
     config = load(*files)
     validate(config, schema=SCHEMA)
