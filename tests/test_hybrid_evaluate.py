@@ -13,13 +13,13 @@ import pytest
 from hybridrec.hybrid.evaluate import HYBRID, evaluate_hybrid, paired_bootstrap
 from hybridrec.hybrid.fusion import oracle_lists
 from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
-from hybridrec.hybrid.plots import (
+from hybridrec.hybrid.shap_analysis import ShapResult, explain_gate, shap_importance
+from hybridrec.reporting.figures import (
     normalised_length,
     plot_alpha_vs_length,
     plot_search_landscape,
     plot_shap_beeswarm,
 )
-from hybridrec.hybrid.shap_analysis import ShapResult, explain_gate, shap_importance
 
 NAMES = ("length", "unique_items", "entropy")
 
@@ -129,15 +129,17 @@ def test_figures_are_written(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     shap_result = ShapResult(NAMES, rng.random((50, 3)), rng.normal(size=(50, 3, 1)),
                              np.array([0.4]))
-    plot_shap_beeswarm(shap_result.explanation(), tmp_path / "beeswarm.png", title="toy")
+    plot_shap_beeswarm(shap_result.explanation(), tmp_path / "beeswarm.png", "linrec",
+                       title="toy")
     lengths = rng.integers(3, 100, 200)
-    plot_alpha_vs_length(rng.random(200), normalised_length(lengths), tmp_path / "alpha.png")
+    plot_alpha_vs_length(rng.random(200), normalised_length(lengths), tmp_path / "alpha.png",
+                         "linrec")
     trials = pd.DataFrame({"trial": range(30), "lr": 10 ** rng.uniform(-5, -1, 30),
                            "hidden": rng.choice([16, 32, 64, 128], 30),
                            "epochs": rng.choice([5, 15, 25, 50, 100, 250], 30),
                            "pos_weight": rng.uniform(0.25, 1.5, 30),
                            "noise": rng.uniform(0, 0.25, 30), "mrr@10": rng.random(30),
                            "ndcg@10": rng.random(30), "alpha_mean": rng.random(30)})
-    plot_search_landscape(trials, tmp_path / "search.png")
+    plot_search_landscape(trials, tmp_path / "search.png", "linrec")
     for name in ("beeswarm.png", "alpha.png", "search.png"):
         assert _is_png(tmp_path / name)

@@ -30,6 +30,7 @@ def check_config(config: Mapping[str, Any]) -> None:
     from hybridrec.training.settings import check_model_settings  # imports torch: only here
 
     check_model_settings(models, selected, list(config["run"]["datasets"]))
+    _check_hybrid(config["hybrid"])
 
 
 def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
@@ -46,3 +47,15 @@ def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
         for column in ("user_col", "item_col"):
             if column not in options:
                 raise ConfigError(f"{key}.options.{column}: required for format 'table'")
+
+
+def _check_hybrid(hybrid: Mapping[str, Any]) -> None:
+    from hybridrec.reporting.paper import PAPER, PAPER_PROTOCOLS
+
+    if PAPER in hybrid["protocols"]:
+        unknown = [b for b in hybrid["branches"] if b not in PAPER_PROTOCOLS]
+        if unknown:
+            raise ConfigError(
+                f"hybrid.protocols[{hybrid['protocols'].index(PAPER)}]: 'paper' ranks each "
+                f"branch under its own paper's protocol, known for {sorted(PAPER_PROTOCOLS)} "
+                f"only, not for {unknown}")

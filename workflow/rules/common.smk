@@ -16,6 +16,7 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     split="valid|test",
     model="|".join(map(re.escape, config["models"])),
+    protocol="full|uniform99|pop100|paper",
 
 
 PACKAGE_VERSION = hybridrec.__version__
@@ -23,6 +24,21 @@ DATASETS = config["run"]["datasets"]
 MODELS = config["run"]["models"]
 EVAL_SPLITS = ["valid", "test"]
 BRANCHES = config["hybrid"]["branches"]
+HYBRID_PROTOCOLS = config["hybrid"]["protocols"]
+
+
+def branch_protocols(protocol):
+    """The export protocol of each branch in one hybrid run (``paper``: each its paper's own)."""
+    from hybridrec.reporting.paper import PAPER, PAPER_PROTOCOLS
+
+    return {b: PAPER_PROTOCOLS[b] if protocol == PAPER else protocol for b in BRANCHES}
+
+
+# every protocol some hybrid run reads an export of, in a stable order
+EXPORT_PROTOCOLS = list(
+    dict.fromkeys(p for h in HYBRID_PROTOCOLS for p in branch_protocols(h).values())
+)
+HYBRID_RUNS = [(d, p) for d in DATASETS for p in HYBRID_PROTOCOLS]
 
 
 def dataset_config(wildcards):
@@ -58,6 +74,7 @@ def model_settings(wildcards):
 
 
 def validation_candidates(dataset):
+    """The candidates training validates on (evaluation.protocol; none under full ranking)."""
     protocol = config["evaluation"]["protocol"]
     if protocol == "full":
         return []
@@ -65,11 +82,16 @@ def validation_candidates(dataset):
 
 
 def branch_predictions(wildcards):
-    """Each fused branch's export for one dataset and split, in hybrid.branches order."""
+    """Each fused branch's export for one hybrid run and split, in hybrid.branches order."""
     return [
-        f"results/predictions/{wildcards.dataset}/{branch}/{wildcards.split}.parquet"
-        for branch in BRANCHES
+        f"results/predictions/{wildcards.dataset}/{branch}/{protocol}/{wildcards.split}.parquet"
+        for branch, protocol in branch_protocols(wildcards.protocol).items()
     ]
+
+
+def hybrid_run_files(pattern):
+    """``pattern`` (with {dataset} and {protocol}) for every hybrid run, in report order."""
+    return [pattern.format(dataset=d, protocol=p) for d, p in HYBRID_RUNS]
 
 
 REPORT_TABLES = [

@@ -1,6 +1,7 @@
-from hybridrec.hybrid.stage import write_aligned
+from hybridrec.hybrid.jobs.align import run_align
 from hybridrec.logsetup import configure_logging
 
 configure_logging(snakemake.log[0])
-write_aligned(dict(zip(snakemake.params.branches, snakemake.input.predictions, strict=True)),
-              snakemake.wildcards.dataset, snakemake.wildcards.split, snakemake.output[0])
+run_align(dict(zip(snakemake.params.branches, snakemake.input.predictions, strict=True)),
+          snakemake.params.protocols, snakemake.wildcards.dataset, snakemake.wildcards.split,
+          snakemake.output[0])
