@@ -121,6 +121,18 @@ def test_shap_importance_ranks_the_informative_feature_first() -> None:
     assert list(result.importance().columns) == ["feature", "mean_abs_shap"]
 
 
+def test_the_explained_gate_balances_the_branches_unless_switched_off() -> None:
+    rng = np.random.default_rng(2)
+    features = pd.DataFrame(rng.integers(1, 15, size=(400, 3)).astype(float), columns=NAMES)
+    best = (rng.random(400) < 0.8).astype(np.int64)  # branch 0 best for a fifth of the users
+    x = features.to_numpy()
+    balanced, _ = shap_importance(features, best, 2, background=10, explain=10, seed=0)
+    plain, _ = shap_importance(features, best, 2, background=10, explain=10, seed=0,
+                               balanced=False)
+    # pos_weight 4 on branch 0 lifts its weight towards parity; pos_weight 1 leaves it low
+    assert balanced.branch_weights(x)[:, 0].mean() > plain.branch_weights(x)[:, 0].mean() + 0.1
+
+
 def _is_png(path: Path) -> bool:
     return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

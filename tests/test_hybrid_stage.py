@@ -1,7 +1,9 @@
 """The hybrid stage's jobs: stored aligned lists round-trip exactly; a gate with nothing to
-learn stops with one message; Table V's gate row comes back from the gate file alone."""
+learn stops with one message; the paper's protocols are known for every fused branch."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -49,3 +51,18 @@ def test_a_branch_that_never_wins_stops_the_gate_with_one_clear_message(tmp_path
     assert str(features) in message
     assert "fmlp is the better branch for every one of the 50 users" in message
     assert not summary.exists() and not (tmp_path / "fig.png").exists()
+
+
+def test_the_paper_protocols_need_branches_whose_paper_protocol_is_known():
+    import yaml
+
+    from hybridrec.config import check_config
+    from hybridrec.errors import ConfigError
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config/config.yaml").read_text())
+    config["hybrid"]["protocols"] = ["full", "paper"]
+    check_config(config)  # linrec (pop100) and fmlp (uniform99)
+    config["models"]["mine"] = {}
+    config["hybrid"]["branches"] = ["linrec", "mine"]
+    with pytest.raises(ConfigError, match=r"hybrid.protocols\[1\]: 'paper' .* not for \['mine'\]"):
+        check_config(config)

@@ -63,6 +63,7 @@ rule shap:
     params:
         branches=BRANCHES,
         top_k=config["hybrid"]["shap_top_k"],
+        balanced=config["hybrid"]["shap_balanced"],
         seed=config["seed"],
         version=PACKAGE_VERSION,
     log:

@@ -5,4 +5,5 @@ configure_logging(snakemake.log[0])
 w = snakemake.wildcards
 run_shap(snakemake.input[0], snakemake.params.branches, snakemake.params.top_k,
          snakemake.params.seed, snakemake.output.summary, snakemake.output.figure,
-         title=f"Gate SHAP values, {w.dataset}, {w.protocol} (validation)")
+         title=f"Gate SHAP values, {w.dataset}, {w.protocol} (validation)",
+         balanced=snakemake.params.balanced)

@@ -34,13 +34,14 @@ def require_both_labels(best_branch: np.ndarray, branches: Sequence[str],
 
 
 def run_shap(features_path: str | Path, branches: Sequence[str], top_k: int, seed: int,
-             summary_path: str | Path, figure_path: str | Path, title: str) -> None:
+             summary_path: str | Path, figure_path: str | Path, title: str,
+             balanced: bool = True) -> None:
     """Explain a gate trained on all six features (eligible validation rows); keep the top k."""
     frame = pd.read_parquet(features_path)
     rows = frame[frame["eligible"]]
     require_both_labels(rows["best_branch"].to_numpy(), branches, features_path)
     _, result = shap_importance(rows.loc[:, list(FEATURES)], rows["best_branch"].to_numpy(),
-                                len(branches), seed=seed)
+                                len(branches), seed=seed, balanced=balanced)
     importance = result.importance()
     selected = result.top_features(top_k)
     log.info("%d of %d validation users eligible; mean |SHAP|: %s; selected %s", len(rows),
