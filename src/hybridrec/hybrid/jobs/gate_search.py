@@ -52,6 +52,9 @@ def run_search_shard(aligned_path: str | Path, features_path: str | Path,
                      gate_path: str | Path) -> None:
     """Train and score this shard's trials on the validation split's eligible rows; keep the
     table of scores and the gate of the shard's best trial."""
+    if shard >= trials:
+        raise HybridrecError(f"gate_search.shards ({shards}) is more than gate_search.trials "
+                             f"({trials}): shard {shard} has no trial")
     train, scored, rows = gate_data(aligned_path, features_path, branches,
                                     selected_features(shap_path), held_out, seed,
                                     where=f"{features_path} ({protocol})")
@@ -60,9 +63,6 @@ def run_search_shard(aligned_path: str | Path, features_path: str | Path,
              "eligible, %d training, %d held out", shard + 1, shards,
              int((params["trial"] % shards == shard).sum()), trials, protocol,
              rows["validation_users"], rows["eligible"], rows["train"], rows["held_out"])
-    if shard >= trials:
-        raise HybridrecError(f"gate_search.shards ({shards}) is more than gate_search.trials "
-                             f"({trials}): shard {shard} has no trial")
     table, gates = run_shard(params, shard, shards, train, scored, seed, top_n=TOP_N)
     best = best_row(table)
     row = table.iloc[best]
