@@ -13,13 +13,13 @@ import pytest
 from hybridrec.hybrid.evaluate import HYBRID, evaluate_hybrid, paired_bootstrap
 from hybridrec.hybrid.fusion import oracle_lists
 from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
-from hybridrec.hybrid.plots import (
+from hybridrec.hybrid.shap_analysis import ShapResult, explain_gate, shap_importance
+from hybridrec.reporting.figures import (
     normalised_length,
     plot_alpha_vs_length,
     plot_search_landscape,
     plot_shap_beeswarm,
 )
-from hybridrec.hybrid.shap_analysis import ShapResult, explain_gate, shap_importance
 
 NAMES = ("length", "unique_items", "entropy")
 
@@ -121,6 +121,18 @@ def test_shap_importance_ranks_the_informative_feature_first() -> None:
     assert list(result.importance().columns) == ["feature", "mean_abs_shap"]
 
 
+def test_the_explained_gate_balances_the_branches_unless_switched_off() -> None:
+    rng = np.random.default_rng(2)
+    features = pd.DataFrame(rng.integers(1, 15, size=(400, 3)).astype(float), columns=NAMES)
+    best = (rng.random(400) < 0.8).astype(np.int64)  # branch 0 best for a fifth of the users
+    x = features.to_numpy()
+    balanced, _ = shap_importance(features, best, 2, background=10, explain=10, seed=0)
+    plain, _ = shap_importance(features, best, 2, background=10, explain=10, seed=0,
+                               balanced=False)
+    # pos_weight 4 on branch 0 lifts its weight towards parity; pos_weight 1 leaves it low
+    assert balanced.branch_weights(x)[:, 0].mean() > plain.branch_weights(x)[:, 0].mean() + 0.1
+
+
 def _is_png(path: Path) -> bool:
     return path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -129,15 +141,17 @@ def test_figures_are_written(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     shap_result = ShapResult(NAMES, rng.random((50, 3)), rng.normal(size=(50, 3, 1)),
                              np.array([0.4]))
-    plot_shap_beeswarm(shap_result.explanation(), tmp_path / "beeswarm.png", title="toy")
+    plot_shap_beeswarm(shap_result.explanation(), tmp_path / "beeswarm.png", "linrec",
+                       title="toy")
     lengths = rng.integers(3, 100, 200)
-    plot_alpha_vs_length(rng.random(200), normalised_length(lengths), tmp_path / "alpha.png")
+    plot_alpha_vs_length(rng.random(200), normalised_length(lengths), tmp_path / "alpha.png",
+                         "linrec")
     trials = pd.DataFrame({"trial": range(30), "lr": 10 ** rng.uniform(-5, -1, 30),
                            "hidden": rng.choice([16, 32, 64, 128], 30),
                            "epochs": rng.choice([5, 15, 25, 50, 100, 250], 30),
                            "pos_weight": rng.uniform(0.25, 1.5, 30),
                            "noise": rng.uniform(0, 0.25, 30), "mrr@10": rng.random(30),
                            "ndcg@10": rng.random(30), "alpha_mean": rng.random(30)})
-    plot_search_landscape(trials, tmp_path / "search.png")
+    plot_search_landscape(trials, tmp_path / "search.png", "linrec")
     for name in ("beeswarm.png", "alpha.png", "search.png"):
         assert _is_png(tmp_path / name)

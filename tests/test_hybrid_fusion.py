@@ -18,6 +18,7 @@ from hybridrec.hybrid.fusion import (
     fuse_vectorised,
     noisy_weights,
     oracle_lists,
+    score_fusion_exact,
     simplex_grid,
 )
 
@@ -127,6 +128,50 @@ def test_score_fusion_ranks_the_union_by_the_weighted_probability() -> None:
     # missing -> 0: 10: .25, 11: .15, 12: .35, 13: .1
     fused = fuse_scores(lists, scores, np.array([0.5]), top_n=3, missing="zero")
     assert fused.tolist() == [[12, 10, 11]]
+
+
+def _catalogue_scores(n_users: int, n_items: int, seed: int) -> np.ndarray:
+    """Log-softmax scores (U, 2, N) of two branches over a whole catalogue."""
+    logits = np.random.default_rng(seed).normal(size=(n_users, 2, n_items)) * 3.0
+    top = logits.max(axis=2, keepdims=True)
+    return logits - top - np.log(np.exp(logits - top).sum(axis=2, keepdims=True))
+
+
+def _top_k(log_p: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    lists = np.argsort(-log_p, axis=2, kind="stable")[..., :k]
+    return lists, np.take_along_axis(log_p, lists, axis=2)
+
+
+def test_score_fusion_of_top_k_lists_is_exact_wherever_certified() -> None:
+    """Eq. 14 over the whole catalogue, against the fusion of top-k exports."""
+    log_p = _catalogue_scores(400, 300, seed=0)
+    weights = np.random.default_rng(1).dirichlet([1.0, 1.0], size=400)
+    truth = np.argsort(-(weights[:, :, None] * np.exp(log_p)).sum(axis=1), axis=1,
+                       kind="stable")[:, :10]  # (U, 10) the exact fused top 10
+    certified = []
+    for k in (12, 40):
+        lists, scores = _top_k(log_p, k)
+        fused = fuse_scores(lists, scores, weights, top_n=10)
+        exact = score_fusion_exact(lists, scores, weights, top_n=10)
+        np.testing.assert_array_equal(fused[exact], truth[exact])
+        certified.append(exact.mean())
+    assert 0.0 < certified[0] < certified[1]  # deeper exports certify more users
+    assert (fused[~exact] != truth[~exact]).any() or not (~exact).any()
+    # every item listed (a sampled protocol exported whole): exact for every user
+    lists, scores = _top_k(log_p, 300)
+    exact = score_fusion_exact(lists, scores, weights, top_n=10, lists_complete=True)
+    assert exact.all()
+    np.testing.assert_array_equal(fuse_scores(lists, scores, weights, top_n=10), truth)
+
+
+def test_score_fusion_certificate_refuses_what_it_cannot_know() -> None:
+    lists = np.array([[[10, 11, 12], [12, 13, PAD]]])
+    scores = np.log(np.array([[[0.5, 0.3, 0.1], [0.6, 0.2, 1.0]]]))
+    # item 10 is unknown to branch 1, whose unlisted items may score up to 0.2
+    assert not score_fusion_exact(lists, scores, np.array([0.5]), top_n=1)[0]
+    # all weight on branch 0, whose listed probabilities are exact: 10 is surely first
+    assert score_fusion_exact(lists, scores, np.array([1.0]), top_n=1)[0]
+    assert not score_fusion_exact(lists, scores, np.array([1.0]), top_n=4)[0]  # only 3 known
 
 
 def test_score_fusion_with_alpha_one_keeps_linrec_order() -> None:

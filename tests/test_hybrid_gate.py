@@ -7,12 +7,12 @@ import pytest
 import torch
 
 from hybridrec.hybrid.gate import (
-    Gate,
     GateHyperparameters,
     fit_standardisation,
     initial_parameters,
     train_gates,
 )
+from hybridrec.hybrid.gate_file import SelectedGate, load_gate, save_gate
 from hybridrec.hybrid.threads import limit_threads
 
 NAMES = ("length", "unique_items", "entropy")
@@ -106,9 +106,24 @@ def test_two_branch_gate_gives_alpha_and_its_complement() -> None:
     assert weights[x[:, 0] < 10, 0].mean() > weights[x[:, 0] > 30, 0].mean()
 
 
-def test_gate_round_trips_through_a_dict() -> None:
+def test_gate_file_round_trips_bit_for_bit_and_loads_without_pickled_code(tmp_path) -> None:
     x, best = _data()
     (gate,) = train_gates(x, best, 2, [TRIALS[0]], [0], NAMES)
-    again = Gate.from_dict(gate.to_dict())
-    np.testing.assert_array_equal(again.branch_weights(x), gate.branch_weights(x))
-    assert again.feature_names == NAMES
+    selected = SelectedGate(gate, ("linrec", "fmlp"), 7, TRIALS[0], 0.125, 99,
+                            {"mrr@10": 0.5, "ndcg@10": 0.6, "hr@10": 0.9},
+                            {"validation_users": 100, "eligible": 40, "train": 36,
+                             "held_out": 4})
+    save_gate(selected, tmp_path / "gate.pt")
+    again = load_gate(tmp_path / "gate.pt")
+    for ours, theirs in zip((*gate.layers, gate.mean, gate.scale),
+                            (*again.gate.layers, again.gate.mean, again.gate.scale), strict=True):
+        assert ours.dtype == theirs.dtype == np.float64
+        np.testing.assert_array_equal(ours, theirs)
+    np.testing.assert_array_equal(again.gate.branch_weights(x), gate.branch_weights(x))
+    assert again == SelectedGate(again.gate, ("linrec", "fmlp"), 7, TRIALS[0], 0.125, 99,
+                                 selected.held_out, selected.rows)
+    assert again.gate.feature_names == NAMES
+    # written from memory, so no (temporary) file name inside the archive: reruns, equal bytes
+    save_gate(selected, tmp_path / "again.pt")
+    assert (tmp_path / "gate.pt").read_bytes() == (tmp_path / "again.pt").read_bytes()
+    torch.load(tmp_path / "gate.pt", weights_only=True)  # plain values and tensors only

@@ -14,10 +14,11 @@ from hybridrec.hybrid.search import (
     SearchSpace,
     gate_training_data,
     gather,
+    hyperparameters,
     run_shard,
     sample_trials,
-    to_study,
-    train_selected_gate,
+    trial_seed,
+    write_study,
 )
 
 FEATURES = ["length", "unique_items", "entropy"]
@@ -72,8 +73,38 @@ def test_training_data_needs_two_rows_per_class() -> None:
     lists[:, 0] = PAD  # LinRec is the better branch for one user only
     lists[0, 0, 0] = target[0]
     lists[0, 1] = PAD
-    with pytest.raises(HybridrecError, match=r"cannot stratify .* \{0: 1, 1: "):
-        gate_training_data(features, FEATURES, lists, target)
+    with pytest.raises(HybridrecError, match=r"valid.parquet \(full\): .* \{0: 1, 1: .*"
+                                             r"hybrid.held_out"):
+        gate_training_data(features, FEATURES, lists, target, where="valid.parquet (full)")
+
+
+def test_few_hits_as_under_full_ranking_still_train_and_score_a_gate() -> None:
+    """Full ranking: most users have no hit in either top 10; the few that do are the rows."""
+    features, lists, target = _synthetic(1000)
+    rng = np.random.default_rng(4)
+    misses = rng.random(len(target)) < 0.95  # keep about 50 users with a hit
+    lists[misses] = np.where(lists[misses] == target[misses, None, None], 9999, lists[misses])
+    train, held_out = gate_training_data(features, FEATURES, lists, target, seed=0)
+    rows = len(train.target) + len(held_out.target)
+    assert 20 < rows < 90 and len(held_out.target) >= 2
+    params = sample_trials(4, seed=1).assign(epochs=5)
+    table, gates = run_shard(params, 0, 1, train, held_out, seed=5)
+    assert len(gates) == 4 and table[["mrr@10", "ndcg@10"]].notna().all().all()
+    # two rows, one per class, cannot be split into two stratified parts
+    few = np.isin(np.arange(len(target)), [np.flatnonzero(~misses)[:2]])
+    with pytest.raises(HybridrecError, match="users have the target in a branch's top 10"):
+        gate_training_data(features, FEATURES, np.where(few[:, None, None], lists, 9999),
+                           target)
+
+
+def test_training_data_keeps_the_top_10_of_deeper_exports() -> None:
+    features, lists, target = _synthetic(300)
+    deep = np.concatenate([lists, np.full((300, 2, 90), 7777)], axis=2)  # a top-100 export
+    deep[:, :, 50] = target[:, None]  # a hit at rank 51 is no hit for the gate
+    shallow_train, _ = gate_training_data(features, FEATURES, lists, target, seed=2)
+    deep_train, _ = gate_training_data(features, FEATURES, deep, target, seed=2)
+    np.testing.assert_array_equal(deep_train.lists, shallow_train.lists)
+    assert deep_train.lists.shape[2] == 10
 
 
 @pytest.mark.parametrize("held_out", [1e-6, 0.999999])
@@ -89,8 +120,8 @@ def test_shards_are_deterministic_and_gather_picks_the_best() -> None:
     train, held_out = gate_training_data(features, FEATURES, lists, target, seed=0)
     params = sample_trials(12, seed=1)
     params["epochs"] = np.minimum(params["epochs"], 15)  # keep the test fast
-    shards = [run_shard(params, i, 3, train, held_out, seed=5) for i in range(3)]
-    again = run_shard(params, 1, 3, train, held_out, seed=5)
+    shards = [run_shard(params, i, 3, train, held_out, seed=5)[0] for i in range(3)]
+    again, _ = run_shard(params, 1, 3, train, held_out, seed=5)
     pd.testing.assert_frame_equal(shards[1], again)
     assert sorted(shards[1]["trial"]) == [1, 4, 7, 10]
 
@@ -98,14 +129,60 @@ def test_shards_are_deterministic_and_gather_picks_the_best() -> None:
     assert table["trial"].tolist() == list(range(12))
     ranked = table.sort_values(["mrr@10", "ndcg@10", "trial"], ascending=[False, False, True])
     assert best["trial"] == ranked["trial"].iloc[0]
-    whole = run_shard(params, 0, 1, train, held_out, seed=5)
+    whole, _ = run_shard(params, 0, 1, train, held_out, seed=5)
+    # a gate trained beside other trials equals its retraining only up to rounding: hence the
+    # stored gate (gate.pt) rather than a retrained one
     pd.testing.assert_frame_equal(whole, table, check_exact=False, atol=1e-12)
-
-    gate = train_selected_gate(best, train, 2, seed=5)
-    assert gate.feature_names == tuple(FEATURES)
     with pytest.raises(HybridrecError, match="more than one shard"):
         gather([shards[0], shards[0]])
-    assert len(to_study(table).trials) == 12
+
+
+def test_the_stored_gate_is_the_scored_gate_bit_for_bit(tmp_path) -> None:
+    """The search's best gate, saved and loaded, fuses the held-out rows to its exact score."""
+    from hybridrec.hybrid.fusion import draw_fusion_randomness, fuse_vectorised
+    from hybridrec.hybrid.gate_file import SelectedGate, load_gate, save_gate
+    from hybridrec.hybrid.list_metrics import per_user_list_metrics
+    from hybridrec.hybrid.search import best_row
+
+    features, lists, target = _synthetic()
+    train, held_out = gate_training_data(features, FEATURES, lists, target, seed=0)
+    params = sample_trials(8, seed=3).assign(epochs=15)
+    table, gates = run_shard(params, 0, 1, train, held_out, seed=5)
+    best = best_row(table)
+    row = table.iloc[best]
+    save_gate(SelectedGate(gates[best], ("linrec", "fmlp"), int(row["trial"]),
+                           hyperparameters(row), float(row["noise"]),
+                           trial_seed(5, int(row["trial"])), {}, {}), tmp_path / "gate.pt")
+    stored = load_gate(tmp_path / "gate.pt")
+    draws = draw_fusion_randomness(len(held_out.target), 2, 10, np.random.default_rng([5, 1]))
+    weights = stored.gate.branch_weights(held_out.features)
+    np.testing.assert_array_equal(weights, gates[best].branch_weights(held_out.features))
+    fused = fuse_vectorised(held_out.lists, weights, draws, 10, stored.noise)
+    scores = per_user_list_metrics(fused, held_out.target)
+    assert float(scores["mrr@10"].mean()) == row["mrr@10"]  # exactly what the search scored
+    assert float(scores["ndcg@10"].mean()) == row["ndcg@10"]
+    assert float(weights[:, 0].mean()) == row["alpha_mean"]
+
+
+def test_the_search_is_stored_as_an_optuna_study(tmp_path) -> None:
+    import optuna
+
+    features, lists, target = _synthetic()
+    train, held_out = gate_training_data(features, FEATURES, lists, target, seed=0)
+    params = sample_trials(6, seed=1).assign(epochs=5)
+    table, best = gather([run_shard(params, 0, 1, train, held_out, seed=5)[0]])
+    write_study(table, tmp_path / "study.db", "gate search demo full")
+    write_study(table, tmp_path / "again.db", "gate search demo full")
+    assert (tmp_path / "study.db").read_bytes() == (tmp_path / "again.db").read_bytes()
+    study = optuna.load_study(study_name="gate search demo full",
+                              storage=f"sqlite:///{tmp_path / 'study.db'}")
+    assert [t.number for t in study.trials] == table["trial"].tolist()
+    for trial, (_, row) in zip(study.trials, table.iterrows(), strict=True):
+        assert trial.values == [row["mrr@10"], row["ndcg@10"]]
+        assert trial.params == {p: row[p] for p in PARAMETERS}
+        assert trial.user_attrs["alpha_mean"] == row["alpha_mean"]
+    assert study.user_attrs["selected_trial"] == best["trial"]
+    assert not list(tmp_path.glob(".*tmp"))
 
 
 def test_ties_go_to_the_lower_trial_number() -> None:

@@ -1,14 +1,16 @@
-"""The hybrid stage's stored aligned lists round-trip exactly."""
+"""The hybrid stage's jobs: stored aligned lists round-trip exactly; a gate with nothing to
+learn stops with one message; the paper's protocols are known for every fused branch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 import pytest
 
 from hybridrec.hybrid.align import PAD, AlignedLists
-from hybridrec.hybrid.stage import aligned_table, read_aligned
+from hybridrec.hybrid.aligned_file import aligned_protocols, read_aligned, write_aligned
 
 
 def test_aligned_lists_round_trip_through_parquet(tmp_path):
@@ -20,8 +22,9 @@ def test_aligned_lists_round_trip_through_parquet(tmp_path):
     scores = np.where(lists == PAD, np.nan, -rng.random(lists.shape))
     aligned = AlignedLists(("linrec", "fmlp"), np.array([10, 11, 12, 13, 14]), vocabulary,
                            lists, scores, target=np.array([0, 1, 2, 3, 5]))
-    pq.write_table(aligned_table(aligned), tmp_path / "a.parquet")
+    write_aligned(aligned, {"linrec": "pop100", "fmlp": "uniform99"}, tmp_path / "a.parquet")
     back = read_aligned(tmp_path / "a.parquet", ["linrec", "fmlp"])
+    assert aligned_protocols(tmp_path / "a.parquet") == {"linrec": "pop100", "fmlp": "uniform99"}
     # ids are re-indexed over the items that occur, so compare in original ids
     np.testing.assert_array_equal(back.vocabulary[back.target], vocabulary[aligned.target])
     np.testing.assert_array_equal(np.where(back.lists == PAD, -1, back.vocabulary[back.lists]),
@@ -33,7 +36,7 @@ def test_aligned_lists_round_trip_through_parquet(tmp_path):
 def test_a_branch_that_never_wins_stops_the_gate_with_one_clear_message(tmp_path):
     from hybridrec.errors import HybridrecError
     from hybridrec.hybrid.features import FEATURES
-    from hybridrec.hybrid.stage import write_shap
+    from hybridrec.hybrid.jobs.explain import run_shap
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.random((50, len(FEATURES))), columns=list(FEATURES))
@@ -43,8 +46,23 @@ def test_a_branch_that_never_wins_stops_the_gate_with_one_clear_message(tmp_path
     frame.to_parquet(features)
     summary = tmp_path / "shap.json"
     with pytest.raises(HybridrecError) as error:
-        write_shap(features, ["linrec", "fmlp"], 3, 0, summary, tmp_path / "fig.png", "t")
+        run_shap(features, ["linrec", "fmlp"], 3, 0, summary, tmp_path / "fig.png", "t")
     message = str(error.value)
     assert str(features) in message
     assert "fmlp is the better branch for every one of the 50 users" in message
     assert not summary.exists() and not (tmp_path / "fig.png").exists()
+
+
+def test_the_paper_protocols_need_branches_whose_paper_protocol_is_known():
+    import yaml
+
+    from hybridrec.config import check_config
+    from hybridrec.errors import ConfigError
+
+    config = yaml.safe_load((Path(__file__).parents[1] / "config/config.yaml").read_text())
+    config["hybrid"]["protocols"] = ["full", "paper"]
+    check_config(config)  # linrec (pop100) and fmlp (uniform99)
+    config["models"]["mine"] = {}
+    config["hybrid"]["branches"] = ["linrec", "mine"]
+    with pytest.raises(ConfigError, match=r"hybrid.protocols\[1\]: 'paper' .* not for \['mine'\]"):
+        check_config(config)

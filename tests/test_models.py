@@ -172,6 +172,24 @@ def test_linrec_normalisations() -> None:
     torch.testing.assert_close(qn, expected)
 
 
+def test_linrec_paper_norm_scales_keys_by_the_real_sequence_length() -> None:
+    """Eq. 6 divides by sqrt(N), N the sequence length: the real items, not the padded window
+    (the window was once used: leading padding then changed every output)."""
+    q, k, v = _qkv(n=9, dh=4)
+    keep = left_padded([9, 4, 1], n=9) != 0  # (3, 9)
+    _, kn, _ = elu_l2_features(q, k, v, keep, "paper", True)
+    lengths = torch.tensor([9.0, 4.0, 1.0], dtype=torch.float64)
+    expected = torch.ones(3, 2, 4, dtype=torch.float64) / lengths.sqrt()[:, None, None]
+    torch.testing.assert_close(kn.norm(dim=-2), expected)
+    _, kn, _ = elu_l2_features(q, k, v, keep, "paper", False)  # padded slots are keys: N = 9
+    torch.testing.assert_close(kn.norm(dim=-2), torch.ones(3, 2, 4, dtype=torch.float64) / 3)
+
+    model = make("linrec-paper").eval()
+    short = left_padded([5, 3], n=6)
+    longer = torch.cat([torch.zeros(2, 6, dtype=short.dtype), short], dim=1)  # more padding
+    torch.testing.assert_close(model.last_hidden(longer), model.last_hidden(short))
+
+
 @pytest.mark.parametrize("key", ["linrec", "linrec-causal", "linrec-paper", "linrec-unmasked"])
 def test_linrec_model_fast_equals_reference(key: str) -> None:
     model = make(key)

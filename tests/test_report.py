@@ -49,14 +49,14 @@ def test_report_renders_tables_figures_and_config(demo_run, tmp_path, browser):
     tables.locator("#table5").wait_for()
     assert tables.locator("table.result-table").count() == 7
     table5 = tables.locator("#table5")
-    assert table5.locator("tbody tr").count() == 3  # linrec, fmlp, hybrid
-    assert "uniform99" in table5.inner_text()
+    assert table5.locator("tbody tr").count() == 6  # linrec, fmlp, hybrid per protocol
+    assert "full" in table5.inner_text() and "uniform99" in table5.inner_text()
     page.screenshot(path=tmp_path / "report_tables.png")
 
     # a figure, shown as an image the browser decoded
     page.goto(report.as_uri())
     page.get_by_role("link", name="Hybrid").click()
-    page.locator("tr", has_text="fig4_shap_demo.png").locator("a[iconname=eye]").click()
+    page.locator("tr", has_text="fig4_shap_demo_full.png").locator("a[iconname=eye]").click()
     image = page.locator("img[src^='data:image/png']").first
     image.wait_for()
     assert image.evaluate("img => img.complete && img.naturalWidth") > 300

@@ -52,11 +52,56 @@ def test_demo_tables_exist_and_name_their_protocol(demo_run):
     assert table4.loc[0, "dataset"] == "demo" and table4.loc[0, "users"] > 900
     table3 = pd.read_csv(demo_run / "results/tables/table3.csv")
     assert set(table3["model"]) == {"linrec", "fmlp"}
-    assert set(table3["protocol"]) == {"uniform99"}
+    assert set(table3["protocol"]) == {"full"}  # evaluation.protocol: what training validates on
     metrics = json.loads((demo_run / "results/metrics/demo/fmlp.json").read_text())
     assert set(metrics["splits"]["test"]) == {"full", "uniform99", "pop100"}
-    for name in ("fig4_shap_demo", "fig6_alpha_demo", "learning_curve_demo_fmlp"):
+    assert metrics["export_protocols"] == ["full", "uniform99"]
+    names = ["learning_curve_demo_fmlp"] + [
+        f"{figure}_demo_{protocol}" for figure in ("fig4_shap", "fig6_alpha", "search_landscape")
+        for protocol in ("full", "uniform99")]
+    for name in names:
         assert (demo_run / f"results/figures/{name}.png").stat().st_size > 1000
+
+
+def test_the_hybrid_runs_once_per_protocol_from_that_protocols_exports(demo_run):
+    from hybridrec.export import read_predictions
+
+    for protocol in ("full", "uniform99"):
+        root = demo_run / "results/hybrid/demo" / protocol
+        for name in ("aligned/test.parquet", "features/valid.parquet", "search/trials.parquet",
+                     "search/gate.pt", "search/study.db", "evaluation.json", "fused_test.parquet"):
+            assert (root / name).is_file(), f"{protocol}: {name} missing"
+        export = demo_run / f"results/predictions/demo/fmlp/{protocol}/test.parquet"
+        _, meta = read_predictions(export)
+        assert meta["protocol"] == protocol and int(meta["k"]) == 100  # deeper than the top 10
+        evaluation = json.loads((root / "evaluation.json").read_text())
+        assert evaluation["protocols"] == {"linrec": protocol, "fmlp": protocol}
+        rows = evaluation["gate"]["rows"]
+        features = pd.read_parquet(root / "features/valid.parquet")
+        assert rows["validation_users"] == len(features)
+        assert rows["eligible"] == features["eligible"].sum() == rows["train"] + rows["held_out"]
+        exact = evaluation["score_fusion"]
+        assert exact["depth"] == 100 and 0 <= exact["exact_users"] <= exact["users"]
+    # sampled candidates: all 100 listed, so score fusion is exact for every user
+    uniform = json.loads((demo_run / "results/hybrid/demo/uniform99/evaluation.json").read_text())
+    assert uniform["score_fusion"]["exact_users"] == uniform["users"]
+    # under full ranking fewer users have a hit in either top 10: fewer gate rows
+    full = json.loads((demo_run / "results/hybrid/demo/full/evaluation.json").read_text())
+    assert full["gate"]["rows"]["eligible"] < uniform["gate"]["rows"]["eligible"]
+
+
+def test_table5_gate_row_is_reproduced_from_the_gate_file_alone(demo_run):
+    from hybridrec.hybrid.jobs.fusion import hybrid_row
+
+    table = pd.read_csv(demo_run / "results/tables/table5.csv")
+    for protocol in ("full", "uniform99"):
+        root = demo_run / "results/hybrid/demo" / protocol
+        row = hybrid_row(root / "search/gate.pt", root / "aligned/test.parquet",
+                         root / "features/test.parquet", fusion_seeds=[0, 1, 2, 3, 4])
+        ours = table[(table["protocol"] == protocol) & (table["method"] == "hybrid")].iloc[0]
+        assert row["mrr@10"] == pytest.approx(ours["mrr10"], abs=1e-15)
+        assert row["ndcg@10"] == pytest.approx(ours["ndcg10"], abs=1e-15)
+        assert row["hr@10"] == pytest.approx(ours["hr10"], abs=1e-15)
 
 
 def _list_metrics(lists: pd.Series, target: pd.Series) -> dict[str, np.ndarray]:
@@ -66,24 +111,29 @@ def _list_metrics(lists: pd.Series, target: pd.Series) -> dict[str, np.ndarray]:
     return per_user_metrics(ranks)
 
 
-def test_table5_matches_a_recomputation_from_the_lists(demo_run):
+@pytest.mark.parametrize("protocol", ["full", "uniform99"])
+def test_table5_matches_a_recomputation_from_the_lists(demo_run, protocol):
     table = pd.read_csv(demo_run / "results/tables/table5.csv")
-    assert list(table.columns) == ["dataset", "method", "protocol", "mrr10", "ndcg10", "hr10",
-                                   "mrr10_std", "ndcg10_std", "paper_mrr10", "paper_ndcg10"]
-    assert table["method"].tolist() == ["linrec", "fmlp", "hybrid"]
+    assert list(table.columns) == ["dataset", "protocol", "method", "lists", "mrr10", "ndcg10",
+                                   "hr10", "mrr10_std", "ndcg10_std", "paper_mrr10",
+                                   "paper_ndcg10", "paper_protocol", "note"]
+    assert table["protocol"].tolist() == ["full"] * 3 + ["uniform99"] * 3  # full ranking first
+    assert table["method"].tolist() == ["linrec", "fmlp", "hybrid"] * 2
     numbers = table[["mrr10", "ndcg10", "hr10", "mrr10_std", "ndcg10_std"]].to_numpy()
     assert ((numbers >= 0) & (numbers <= 1)).all()
     assert table["paper_mrr10"].isna().all()  # demo is not a paper dataset
 
-    rows = table.set_index("method")
-    aligned = pd.read_parquet(demo_run / "results/hybrid/demo/aligned/test.parquet")
+    rows = table[table["protocol"] == protocol].set_index("method")
+    assert (rows["lists"] == protocol).all()
+    root = demo_run / "results/hybrid/demo" / protocol
+    aligned = pd.read_parquet(root / "aligned/test.parquet")
     for branch in ("linrec", "fmlp"):
         values = _list_metrics(aligned[f"{branch}_items"], aligned["target"])
         assert values["mrr@10"].mean() == pytest.approx(rows.loc[branch, "mrr10"], abs=1e-12)
         assert values["ndcg@10"].mean() == pytest.approx(rows.loc[branch, "ndcg10"], abs=1e-12)
         assert values["hr@10"].mean() == pytest.approx(rows.loc[branch, "hr10"], abs=1e-12)
 
-    fused = pd.read_parquet(demo_run / "results/hybrid/demo/fused_test.parquet")
+    fused = pd.read_parquet(root / "fused_test.parquet")
     per_seed = pd.DataFrame([
         {key: values.mean() for key, values in _list_metrics(g["items"], g["target"]).items()}
         for _, g in fused.groupby("seed")])
@@ -94,10 +144,16 @@ def test_table5_matches_a_recomputation_from_the_lists(demo_run):
     assert per_seed["mrr@10"].std() == pytest.approx(rows.loc["hybrid", "mrr10_std"], abs=1e-12)
 
 
-def test_table6_counts_every_test_user_once(demo_run):
+def test_table6_counts_every_test_user_once_per_protocol(demo_run):
     table6 = pd.read_csv(demo_run / "results/tables/table6.csv")
-    assert set(table6["category"]) == {"linrec", "fmlp", "both", "neither"}
-    assert table6["users"].sum() == pd.read_csv(demo_run / "results/tables/table4.csv")["users"][0]
+    assert list(table6.columns) == ["dataset", "protocol", "category", "users", "paper_users",
+                                    "paper_protocol"]
+    users = pd.read_csv(demo_run / "results/tables/table4.csv")["users"][0]
+    for protocol in ("full", "uniform99"):
+        rows = table6[table6["protocol"] == protocol]
+        assert rows["category"].tolist() == ["linrec", "fmlp", "both", "neither"]
+        assert rows["users"].sum() == users
+    assert table6["paper_users"].isna().all()  # demo is not a paper dataset
 
 
 def test_an_unchanged_rerun_has_nothing_to_do(demo_run):
@@ -199,10 +255,10 @@ def test_a_docstring_edit_reruns_nothing(demo_run, tmp_path):
 
 
 @pytest.mark.parametrize("relative", [
-    "results/predictions/demo/fmlp/test.parquet",
+    "results/predictions/demo/fmlp/full/test.parquet",
     "results/metrics/demo/linrec.json",
     "results/tables/table5.csv",
-    "results/figures/fig6_alpha_demo.png",
+    "results/figures/fig6_alpha_demo_full.png",
     "results/models/demo/fmlp/model.pt",
     "results/models/demo/linrec/history.parquet",
     "results/data/demo/split/train.parquet",

@@ -31,10 +31,11 @@ def check_config(config: Mapping[str, Any]) -> None:
     for name, entry in models.items():
         for dataset in entry.get("per_dataset", {}):
             _check_declared(f"models.{name}.per_dataset.{dataset}", dataset, datasets, "dataset")
-    _check_hybrid(config)
+    _check_branches(config)
     from hybridrec.training.settings import check_model_settings  # imports torch: only here
 
     check_model_settings(models, selected, list(config["run"]["datasets"]))
+    _check_hybrid(config["hybrid"])
 
 
 def _check_declared(key: str, name: str, declared: Collection[str], kind: str) -> None:
@@ -65,7 +66,7 @@ def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{key}.options.{column}: required for format 'table'")
 
 
-def _check_hybrid(config: Mapping[str, Any]) -> None:
+def _check_branches(config: Mapping[str, Any]) -> None:
     """Fused branches are declared models or exports already in place; shards have trials."""
     for i, branch in enumerate(config["hybrid"]["branches"]):
         if branch in config["models"]:
@@ -111,3 +112,15 @@ def _check_text_encoder(key: str, encoder: Mapping[str, Any]) -> None:
         if kind != "sentence_transformers" and encoder.get(name):
             raise ConfigError(f"{key}.{name}: only for kind 'sentence_transformers' "
                               f"(kind is {kind!r})")
+
+
+def _check_hybrid(hybrid: Mapping[str, Any]) -> None:
+    from hybridrec.reporting.paper import PAPER, PAPER_PROTOCOLS
+
+    if PAPER in hybrid["protocols"]:
+        unknown = [b for b in hybrid["branches"] if b not in PAPER_PROTOCOLS]
+        if unknown:
+            raise ConfigError(
+                f"hybrid.protocols[{hybrid['protocols'].index(PAPER)}]: 'paper' ranks each "
+                f"branch under its own paper's protocol, known for {sorted(PAPER_PROTOCOLS)} "
+                f"only, not for {unknown}")

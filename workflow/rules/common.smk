@@ -15,14 +15,29 @@ check_config(config)
 wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     split="valid|test",
-    protocol="uniform99|pop100",
     model="|".join(map(re.escape, config["models"])),
+    protocol="full|uniform99|pop100|paper",
 
 
 DATASETS = config["run"]["datasets"]
 MODELS = config["run"]["models"]
 EVAL_SPLITS = ["valid", "test"]
 BRANCHES = config["hybrid"]["branches"]
+HYBRID_PROTOCOLS = config["hybrid"]["protocols"]
+
+
+def branch_protocols(protocol):
+    """The export protocol of each branch in one hybrid run (``paper``: each its paper's own)."""
+    from hybridrec.reporting.paper import PAPER, PAPER_PROTOCOLS
+
+    return {b: PAPER_PROTOCOLS[b] if protocol == PAPER else protocol for b in BRANCHES}
+
+
+# every protocol some hybrid run reads an export of, in a stable order
+EXPORT_PROTOCOLS = list(
+    dict.fromkeys(p for h in HYBRID_PROTOCOLS for p in branch_protocols(h).values())
+)
+HYBRID_RUNS = [(d, p) for d in DATASETS for p in HYBRID_PROTOCOLS]
 
 
 SCRIPTS = Path(workflow.basedir, "workflow", "scripts")
@@ -82,8 +97,8 @@ def candidates_of(dataset, protocols):
 
 
 def evaluation_data(dataset):
-    """The dataset files evaluation reads: every reported protocol's and the export's."""
-    protocols = dict.fromkeys([*config["evaluation"]["protocols"], config["evaluation"]["protocol"]])
+    """The dataset files evaluation reads: every reported protocol's and every export's."""
+    protocols = dict.fromkeys([*config["evaluation"]["protocols"], *EXPORT_PROTOCOLS])
     return dataset_outputs(dataset) + candidates_of(dataset, protocols)
 
 
@@ -147,6 +162,7 @@ def item_text_embeddings(wildcards):
 
 
 def validation_candidates(dataset):
+    """The candidates training validates on (evaluation.protocol; none under full ranking)."""
     from hybridrec.data.store import candidate_files
 
     protocol = config["evaluation"]["protocol"]
@@ -156,11 +172,16 @@ def validation_candidates(dataset):
 
 
 def branch_predictions(wildcards):
-    """Each fused branch's export for one dataset and split, in hybrid.branches order."""
+    """Each fused branch's export for one hybrid run and split, in hybrid.branches order."""
     return [
-        f"results/predictions/{wildcards.dataset}/{branch}/{wildcards.split}.parquet"
-        for branch in BRANCHES
+        f"results/predictions/{wildcards.dataset}/{branch}/{protocol}/{wildcards.split}.parquet"
+        for branch, protocol in branch_protocols(wildcards.protocol).items()
     ]
+
+
+def hybrid_run_files(pattern):
+    """``pattern`` (with {dataset} and {protocol}) for every hybrid run, in report order."""
+    return [pattern.format(dataset=d, protocol=p) for d, p in HYBRID_RUNS]
 
 
 REPORT_TABLES = [
@@ -182,8 +203,9 @@ def bundle_figures(wildcards):
     return [
         *expand("results/figures/learning_curve_{dataset}_{model}.png",
                 dataset=wildcards.dataset, model=MODELS),
-        *expand("results/figures/{figure}_{dataset}.png", dataset=wildcards.dataset,
-                figure=["fig4_shap", "fig6_alpha", "search_landscape"]),
+        *expand("results/figures/{figure}_{dataset}_{protocol}.png", dataset=wildcards.dataset,
+                figure=["fig4_shap", "fig6_alpha", "search_landscape"],
+                protocol=HYBRID_PROTOCOLS),
     ]
 
 

@@ -86,6 +86,8 @@ rule candidates:
         "logs/candidates/{dataset}/{protocol}.log",
     benchmark:
         "benchmarks/out/candidates/{dataset}/{protocol}.tsv"
+    wildcard_constraints:
+        protocol="uniform99|pop100",
     priority: 10
     conda:
         "../../envs/hybridrec.yaml"

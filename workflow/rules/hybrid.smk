@@ -1,4 +1,5 @@
-# The gated hybrid: align -> features -> SHAP -> gate search (scatter/gather) -> fusion -> tables.
+# The gated hybrid, once per dataset and protocol (hybrid.protocols):
+# align -> features -> SHAP -> gate search (scatter/gather) -> fusion -> tables.
 
 
 rule align:
@@ -8,14 +9,15 @@ rule align:
         ids=lambda w: expand("results/data/{dataset}/{ids}.parquet", dataset=w.dataset,
                              ids=["user_ids", "item_ids"]),
     output:
-        "results/hybrid/{dataset}/aligned/{split}.parquet",
+        "results/hybrid/{dataset}/{protocol}/aligned/{split}.parquet",
     params:
         branches=BRANCHES,
+        protocols=lambda w: branch_protocols(w.protocol),
         code=script_code("hybrid_align"),
     log:
-        "logs/hybrid/{dataset}/align_{split}.log",
+        "logs/hybrid/{dataset}/{protocol}/align_{split}.log",
     benchmark:
-        "benchmarks/out/hybrid/{dataset}/align_{split}.tsv"
+        "benchmarks/out/hybrid/{dataset}/{protocol}/align_{split}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
     threads: 1
@@ -27,18 +29,18 @@ rule align:
 
 rule features:
     input:
-        aligned="results/hybrid/{dataset}/aligned/{split}.parquet",
+        aligned="results/hybrid/{dataset}/{protocol}/aligned/{split}.parquet",
         split="results/data/{dataset}/split/{split}.parquet",
         user_ids="results/data/{dataset}/user_ids.parquet",
     output:
-        "results/hybrid/{dataset}/features/{split}.parquet",
+        "results/hybrid/{dataset}/{protocol}/features/{split}.parquet",
     params:
         branches=BRANCHES,
         code=script_code("hybrid_features"),
     log:
-        "logs/hybrid/{dataset}/features_{split}.log",
+        "logs/hybrid/{dataset}/{protocol}/features_{split}.log",
     benchmark:
-        "benchmarks/out/hybrid/{dataset}/features_{split}.tsv"
+        "benchmarks/out/hybrid/{dataset}/{protocol}/features_{split}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
     threads: 1
@@ -50,23 +52,24 @@ rule features:
 
 rule shap:
     input:
-        "results/hybrid/{dataset}/features/valid.parquet",
+        "results/hybrid/{dataset}/{protocol}/features/valid.parquet",
     output:
-        summary="results/hybrid/{dataset}/shap.json",
+        summary="results/hybrid/{dataset}/{protocol}/shap.json",
         figure=report(
-            "results/figures/fig4_shap_{dataset}.png",
+            "results/figures/fig4_shap_{dataset}_{protocol}.png",
             caption="../report/fig4_shap.rst",
             category="Hybrid",
         ),
     params:
         branches=BRANCHES,
         top_k=config["hybrid"]["shap_top_k"],
+        balanced=config["hybrid"]["shap_balanced"],
         seed=config["seed"],
         code=script_code("hybrid_shap"),
     log:
-        "logs/hybrid/{dataset}/shap.log",
+        "logs/hybrid/{dataset}/{protocol}/shap.log",
     benchmark:
-        "benchmarks/out/hybrid/{dataset}/shap.tsv"
+        "benchmarks/out/hybrid/{dataset}/{protocol}/shap.tsv"
     conda:
         "../../envs/hybridrec.yaml"
     threads: 1
@@ -78,11 +81,12 @@ rule shap:
 
 rule gate_search_shard:
     input:
-        aligned="results/hybrid/{dataset}/aligned/valid.parquet",
-        features="results/hybrid/{dataset}/features/valid.parquet",
-        shap="results/hybrid/{dataset}/shap.json",
+        aligned="results/hybrid/{dataset}/{protocol}/aligned/valid.parquet",
+        features="results/hybrid/{dataset}/{protocol}/features/valid.parquet",
+        shap="results/hybrid/{dataset}/{protocol}/shap.json",
     output:
-        "results/hybrid/{dataset}/search/shard{shard}.parquet",
+        table="results/hybrid/{dataset}/{protocol}/search/shard{shard}.parquet",
+        gate="results/hybrid/{dataset}/{protocol}/search/shard{shard}.gate.pt",
     params:
         branches=BRANCHES,
         trials=config["gate_search"]["trials"],
@@ -91,9 +95,9 @@ rule gate_search_shard:
         seed=config["seed"],
         code=script_code("hybrid_search_shard"),
     log:
-        "logs/hybrid/{dataset}/search_shard{shard}.log",
+        "logs/hybrid/{dataset}/{protocol}/search_shard{shard}.log",
     benchmark:
-        "benchmarks/out/hybrid/{dataset}/search_shard{shard}.tsv"
+        "benchmarks/out/hybrid/{dataset}/{protocol}/search_shard{shard}.tsv"
     wildcard_constraints:
         shard=r"\d+",
     conda:
@@ -108,24 +112,32 @@ rule gate_search_shard:
 
 rule gate_search_gather:
     input:
-        expand(
-            "results/hybrid/{{dataset}}/search/shard{shard}.parquet",
+        tables=expand(
+            "results/hybrid/{{dataset}}/{{protocol}}/search/shard{shard}.parquet",
+            shard=range(config["gate_search"]["shards"]),
+        ),
+        gates=expand(
+            "results/hybrid/{{dataset}}/{{protocol}}/search/shard{shard}.gate.pt",
             shard=range(config["gate_search"]["shards"]),
         ),
     output:
-        trials="results/hybrid/{dataset}/search/trials.parquet",
-        best="results/hybrid/{dataset}/search/best.json",
+        trials="results/hybrid/{dataset}/{protocol}/search/trials.parquet",
+        best="results/hybrid/{dataset}/{protocol}/search/best.json",
+        # the winning trial's gate exactly as its shard scored it; fusion loads it
+        gate="results/hybrid/{dataset}/{protocol}/search/gate.pt",
+        # the search as an Optuna study: optuna-dashboard sqlite:///<this file>
+        study="results/hybrid/{dataset}/{protocol}/search/study.db",
         figure=report(
-            "results/figures/search_landscape_{dataset}.png",
+            "results/figures/search_landscape_{dataset}_{protocol}.png",
             caption="../report/search_landscape.rst",
             category="Hybrid",
         ),
     params:
         code=script_code("hybrid_search_gather"),
     log:
-        "logs/hybrid/{dataset}/search_gather.log",
+        "logs/hybrid/{dataset}/{protocol}/search_gather.log",
     benchmark:
-        "benchmarks/out/hybrid/{dataset}/search_gather.tsv"
+        "benchmarks/out/hybrid/{dataset}/{protocol}/search_gather.tsv"
     conda:
         "../../envs/hybridrec.yaml"
     threads: 1
@@ -137,32 +149,29 @@ rule gate_search_gather:
 
 rule fusion:
     input:
-        aligned_valid="results/hybrid/{dataset}/aligned/valid.parquet",
-        aligned_test="results/hybrid/{dataset}/aligned/test.parquet",
-        features_valid="results/hybrid/{dataset}/features/valid.parquet",
-        features_test="results/hybrid/{dataset}/features/test.parquet",
-        best="results/hybrid/{dataset}/search/best.json",
-        shap="results/hybrid/{dataset}/shap.json",
+        aligned_valid="results/hybrid/{dataset}/{protocol}/aligned/valid.parquet",
+        aligned_test="results/hybrid/{dataset}/{protocol}/aligned/test.parquet",
+        features_test="results/hybrid/{dataset}/{protocol}/features/test.parquet",
+        gate="results/hybrid/{dataset}/{protocol}/search/gate.pt",
     output:
-        summary="results/hybrid/{dataset}/evaluation.json",
-        alpha="results/hybrid/{dataset}/alpha_test.parquet",
-        fused="results/hybrid/{dataset}/fused_test.parquet",
+        summary="results/hybrid/{dataset}/{protocol}/evaluation.json",
+        alpha="results/hybrid/{dataset}/{protocol}/alpha_test.parquet",
+        fused="results/hybrid/{dataset}/{protocol}/fused_test.parquet",
         figure=report(
-            "results/figures/fig6_alpha_{dataset}.png",
+            "results/figures/fig6_alpha_{dataset}_{protocol}.png",
             caption="../report/fig6_alpha.rst",
             category="Hybrid",
         ),
     params:
         branches=BRANCHES,
-        held_out=config["hybrid"]["held_out"],
         fusion_seeds=config["hybrid"]["fusion_seeds"],
         bootstrap_resamples=config["hybrid"]["bootstrap_resamples"],
         seed=config["seed"],
         code=script_code("hybrid_fusion"),
     log:
-        "logs/hybrid/{dataset}/fusion.log",
+        "logs/hybrid/{dataset}/{protocol}/fusion.log",
     benchmark:
-        "benchmarks/out/hybrid/{dataset}/fusion.tsv"
+        "benchmarks/out/hybrid/{dataset}/{protocol}/fusion.tsv"
     conda:
         "../../envs/hybridrec.yaml"
     threads: 1
@@ -174,8 +183,8 @@ rule fusion:
 
 rule hybrid_tables:
     input:
-        evaluations=expand("results/hybrid/{dataset}/evaluation.json", dataset=DATASETS),
-        winners=expand("results/hybrid/{dataset}/features/test.parquet", dataset=DATASETS),
+        evaluations=hybrid_run_files("results/hybrid/{dataset}/{protocol}/evaluation.json"),
+        winners=hybrid_run_files("results/hybrid/{dataset}/{protocol}/features/test.parquet"),
     output:
         table5=report(
             "results/tables/table5.csv", caption="../report/table5.rst", category="Tables"
@@ -189,8 +198,7 @@ rule hybrid_tables:
             "results/tables/table6.csv", caption="../report/table6.rst", category="Tables"
         ),
     params:
-        datasets=DATASETS,
-        protocol=config["evaluation"]["protocol"],
+        runs=HYBRID_RUNS,
         paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
         code=script_code("hybrid_tables"),
     log:
@@ -204,4 +212,3 @@ rule hybrid_tables:
         mem_mb=1000,
     script:
         "../scripts/hybrid_tables.py"
-

@@ -44,13 +44,16 @@ rule evaluate:
         data=lambda w: evaluation_data(w.dataset),
     output:
         metrics="results/metrics/{dataset}/{model}.json",
+        # the top-k lists of every protocol a hybrid run reads (hybrid.protocols)
         predictions=expand(
-            "results/predictions/{{dataset}}/{{model}}/{split}.parquet", split=EVAL_SPLITS
+            "results/predictions/{{dataset}}/{{model}}/{protocol}/{split}.parquet",
+            protocol=EXPORT_PROTOCOLS,
+            split=EVAL_SPLITS,
         ),
     params:
         root=lambda w: f"results/data/{w.dataset}",
         protocols=config["evaluation"]["protocols"],
-        export_protocol=config["evaluation"]["protocol"],
+        export_protocols=EXPORT_PROTOCOLS,
         topk=config["evaluation"]["topk"],
         batch_size=config["evaluation"]["batch_size"],
         threads=config["training"]["threads"],

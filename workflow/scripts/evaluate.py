@@ -1,8 +1,11 @@
+from itertools import product
+
 from hybridrec.devices import available_cores, claim_device
-from hybridrec.evaluation.report import evaluate_and_export
+from hybridrec.evaluation.run import evaluate_and_export
 from hybridrec.provenance import add_to_record, start_job
 
 start_job(snakemake)
+exports = product(snakemake.params.export_protocols, ["valid", "test"])
 with claim_device(snakemake.params.device) as device:
     add_to_record(device=str(device), threads=snakemake.params.threads or available_cores())
     evaluate_and_export(
@@ -10,13 +13,10 @@ with claim_device(snakemake.params.device) as device:
         dataset_root=snakemake.params.root,
         dataset=snakemake.wildcards.dataset,
         protocols=snakemake.params.protocols,
-        export_protocol=snakemake.params.export_protocol,
         k=snakemake.params.topk,
         batch_size=snakemake.params.batch_size,
         metrics_path=snakemake.output.metrics,
-        prediction_paths=dict(
-            zip(["valid", "test"], snakemake.output.predictions, strict=True)
-        ),
+        prediction_paths=dict(zip(exports, snakemake.output.predictions, strict=True)),
         threads=snakemake.params.threads,
         device=str(device),
     )

@@ -1,6 +1,7 @@
-from hybridrec.hybrid.stage import write_aligned
+from hybridrec.hybrid.jobs.align import run_align
 from hybridrec.provenance import start_job
 
 start_job(snakemake)
-write_aligned(dict(zip(snakemake.params.branches, snakemake.input.predictions, strict=True)),
-              snakemake.wildcards.dataset, snakemake.wildcards.split, snakemake.output[0])
+run_align(dict(zip(snakemake.params.branches, snakemake.input.predictions, strict=True)),
+          snakemake.params.protocols, snakemake.wildcards.dataset, snakemake.wildcards.split,
+          snakemake.output[0])

@@ -1,7 +1,7 @@
-from hybridrec.hybrid.stage import write_features
+from hybridrec.hybrid.jobs.features import run_features
 from hybridrec.provenance import start_job
 
 start_job(snakemake)
-write_features(snakemake.input.aligned, snakemake.params.branches, snakemake.input.split,
-               snakemake.input.user_ids, snakemake.wildcards.dataset, snakemake.wildcards.split,
-               snakemake.output[0])
+w = snakemake.wildcards
+run_features(snakemake.input.aligned, snakemake.params.branches, snakemake.input.split,
+             snakemake.input.user_ids, w.dataset, w.protocol, w.split, snakemake.output[0])

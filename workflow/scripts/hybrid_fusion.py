@@ -1,12 +1,10 @@
-from hybridrec.hybrid.stage import write_evaluation
+from hybridrec.hybrid.jobs.fusion import run_fusion
 from hybridrec.provenance import start_job
 
 start_job(snakemake)
-i, p = snakemake.input, snakemake.params
-write_evaluation(snakemake.output.summary, snakemake.output.alpha, snakemake.output.fused,
-                 snakemake.output.figure, title=f"Gate alpha, {snakemake.wildcards.dataset} (test)",
-                 aligned_valid=i.aligned_valid, aligned_test=i.aligned_test,
-                 features_valid=i.features_valid, features_test=i.features_test,
-                 best_path=i.best, shap_path=i.shap, branches=p.branches, held_out=p.held_out,
-                 seed=p.seed, fusion_seeds=p.fusion_seeds,
-                 bootstrap_resamples=p.bootstrap_resamples)
+i, o, p, w = snakemake.input, snakemake.output, snakemake.params, snakemake.wildcards
+run_fusion(o.summary, o.alpha, o.fused, o.figure,
+           title=f"Gate alpha, {w.dataset}, {w.protocol} (test)",
+           aligned_valid=i.aligned_valid, aligned_test=i.aligned_test,
+           features_test=i.features_test, gate_path=i.gate, branches=p.branches, seed=p.seed,
+           fusion_seeds=p.fusion_seeds, bootstrap_resamples=p.bootstrap_resamples)

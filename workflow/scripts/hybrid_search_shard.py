@@ -1,8 +1,8 @@
-from hybridrec.hybrid.stage import write_search_shard
+from hybridrec.hybrid.jobs.gate_search import run_search_shard
 from hybridrec.provenance import start_job
 
 start_job(snakemake)
-write_search_shard(snakemake.input.aligned, snakemake.input.features, snakemake.input.shap,
-                   snakemake.params.branches, snakemake.params.trials,
-                   int(snakemake.wildcards.shard), snakemake.params.shards,
-                   snakemake.params.held_out, snakemake.params.seed, snakemake.output[0])
+i, p = snakemake.input, snakemake.params
+run_search_shard(i.aligned, i.features, i.shap, p.branches, snakemake.wildcards.protocol,
+                 p.trials, int(snakemake.wildcards.shard), p.shards, p.held_out, p.seed,
+                 snakemake.output.table, snakemake.output.gate)

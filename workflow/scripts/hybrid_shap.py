@@ -1,7 +1,9 @@
-from hybridrec.hybrid.stage import write_shap
+from hybridrec.hybrid.jobs.explain import run_shap
 from hybridrec.provenance import start_job
 
 start_job(snakemake)
-write_shap(snakemake.input[0], snakemake.params.branches, snakemake.params.top_k,
-           snakemake.params.seed, snakemake.output.summary, snakemake.output.figure,
-           title=f"Gate SHAP values, {snakemake.wildcards.dataset} (validation)")
+w = snakemake.wildcards
+run_shap(snakemake.input[0], snakemake.params.branches, snakemake.params.top_k,
+         snakemake.params.seed, snakemake.output.summary, snakemake.output.figure,
+         title=f"Gate SHAP values, {w.dataset}, {w.protocol} (validation)",
+         balanced=snakemake.params.balanced)

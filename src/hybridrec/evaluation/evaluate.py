@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,7 @@ from hybridrec.data.store import (
     read_split,
 )
 from hybridrec.evaluation.metrics import metrics_from_ranks
-from hybridrec.evaluation.ranking import RankResult, rank_full, rank_sampled
+from hybridrec.evaluation.ranking import RankResult, fewest_rankable_items, rank_full, rank_sampled
 from hybridrec.models.base import SequentialRecommender
 
 
@@ -69,12 +69,26 @@ def rank_split(model: SequentialRecommender, data: EvalSplit, protocol: str, k: 
         model.train(was_training)
 
 
+def export_depth(data: EvalSplit, protocol: str, num_items: int, k: int) -> int:
+    """The longest top-k list, at most ``k``, that every user of ``data`` has under ``protocol``.
+
+    Sampled protocols list candidates only (target + negatives); full ranking lists the
+    catalogue minus each user's history (the target always counts).
+    """
+    if protocol != "full":
+        return min(k, data.negatives[protocol].shape[1] + 1)
+    targets = torch.from_numpy(data.targets.astype(np.int64))
+    return min(k, fewest_rankable_items(data.history, targets, num_items))
+
+
 def evaluate_protocols(model: SequentialRecommender, data: EvalSplit, protocols: Iterable[str],
-                       k: int, batch_size: int) -> tuple[dict[str, dict[str, float]],
-                                                         dict[str, RankResult]]:
-    """Metrics and rank results for every protocol on one split."""
+                       k: int | Mapping[str, int], batch_size: int
+                       ) -> tuple[dict[str, dict[str, float]], dict[str, RankResult]]:
+    """Metrics and rank results (top-``k`` lists; ``k`` may differ per protocol) for every
+    protocol on one split."""
     metrics, results = {}, {}
     for protocol in protocols:
-        results[protocol] = rank_split(model, data, protocol, k, batch_size)
+        depth = k[protocol] if isinstance(k, Mapping) else k
+        results[protocol] = rank_split(model, data, protocol, depth, batch_size)
         metrics[protocol] = metrics_from_ranks(results[protocol].target_rank)
     return metrics, results

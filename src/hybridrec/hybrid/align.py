@@ -19,6 +19,7 @@ import pandas as pd
 import pyarrow as pa
 
 from hybridrec.errors import HybridrecError
+from hybridrec.plain import plain
 
 PAD = -1
 """Shared item id that fills a list shorter than ``k``."""
@@ -79,6 +80,22 @@ def target_ranks(lists: np.ndarray, target: np.ndarray) -> np.ndarray:
     shaped = target.reshape(target.shape + (1,) * (lists.ndim - target.ndim))
     hit = lists == shaped
     return np.where(hit.any(axis=-1), hit.argmax(axis=-1) + 1, k + 1).astype(np.int64)
+
+
+def first_occurrence(lists: np.ndarray) -> np.ndarray:
+    """True where an entry of ``lists`` (..., n) is an item (not ``PAD``) that no earlier entry
+    of its row repeats; the rows read as ordered sets.
+
+    One stable sort per row (equal items keep their order, so the first of a run is the earliest
+    position): O(n log n) time and O(n) memory per row, for lists of any length.
+    """
+    order = np.argsort(lists, axis=-1, kind="stable")
+    ordered = np.take_along_axis(lists, order, axis=-1)
+    starts_run = np.ones(ordered.shape, dtype=bool)
+    starts_run[..., 1:] = ordered[..., 1:] != ordered[..., :-1]
+    first = np.empty_like(starts_run)
+    np.put_along_axis(first, order, starts_run, axis=-1)
+    return first & (lists != PAD)
 
 
 def align_branches(exports: Mapping[str, pd.DataFrame],
@@ -226,4 +243,4 @@ def _sorted_unique(arrays: Sequence[np.ndarray]) -> np.ndarray:
 
 
 def _first(values: np.ndarray | pd.Index) -> list[object]:
-    return [v.item() if isinstance(v, np.generic) else v for v in list(values[:_MAX_NAMED])]
+    return [plain(v) for v in list(values[:_MAX_NAMED])]

@@ -22,6 +22,7 @@ from hybridrec.hybrid.fusion import fuse
 from hybridrec.hybrid.gate import Gate
 from hybridrec.hybrid.list_metrics import KEYS, per_user_list_metrics
 from hybridrec.hybrid.threads import limit_threads
+from hybridrec.plain import plain
 
 HYBRID = "hybrid"
 _CHUNK = 256  # bootstrap resamples per vectorised block
@@ -56,10 +57,8 @@ def evaluate_hybrid(gate: Gate, features: pd.DataFrame, lists: np.ndarray, targe
     (U, B, k); ``baselines`` maps extra method names to their (U, n) lists (oracle, constant
     alpha, score fusion, ...), evaluated the same way.
     """
-    with limit_threads(threads):
-        weights = gate.branch_weights(features.loc[:, list(gate.feature_names)].to_numpy())
-    runs = [per_user_list_metrics(fuse(lists, weights, top_n, noise_range, s), target)
-            for s in fusion_seeds]
+    weights, runs = fused_runs(gate, features, lists, target, noise_range, fusion_seeds,
+                               top_n, threads)
     per_seed = pd.DataFrame([{"seed": s, **{k: float(r[k].mean()) for k in KEYS}}
                              for s, r in zip(fusion_seeds, runs, strict=True)])
     hybrid = {k: np.mean([r[k] for r in runs], axis=0) for k in KEYS}
@@ -90,6 +89,20 @@ def evaluate_hybrid(gate: Gate, features: pd.DataFrame, lists: np.ndarray, targe
     return HybridEvaluation(methods, per_seed, bootstrap, weights, hybrid)
 
 
+def fused_runs(gate: Gate, features: pd.DataFrame, lists: np.ndarray, target: np.ndarray,
+               noise_range: float, fusion_seeds: Sequence[int], top_n: int = 10,
+               threads: int = 1) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
+    """The gate's branch weights (U, B) and, per fusion seed, the fused lists' per-user metrics.
+
+    The hybrid's Table V row is the mean over seeds of these metrics' means.
+    """
+    with limit_threads(threads):
+        weights = gate.branch_weights(features.loc[:, list(gate.feature_names)].to_numpy())
+    runs = [per_user_list_metrics(fuse(lists, weights, top_n, noise_range, s), target)
+            for s in fusion_seeds]
+    return weights, runs
+
+
 def paired_bootstrap(differences: Sequence[np.ndarray], n_resamples: int = 2000,
                      confidence: float = 0.95, seed: int = 0) -> list[tuple[float, float]]:
     """Percentile interval of the mean of each per-user difference vector, all (U,) long.
@@ -111,5 +124,4 @@ def paired_bootstrap(differences: Sequence[np.ndarray], n_resamples: int = 2000,
 
 
 def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-            for row in frame.to_dict(orient="records")]
+    return [{k: plain(v) for k, v in row.items()} for row in frame.to_dict(orient="records")]

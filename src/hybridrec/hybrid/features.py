@@ -13,7 +13,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from hybridrec.hybrid.align import PAD
+from hybridrec.hybrid.align import PAD, first_occurrence
 
 FEATURES = ("length", "entropy", "unique_items", "max_freq_ratio", "intersection", "jaccard")
 """The paper's six features (Section III-B), in its order."""
@@ -55,11 +55,9 @@ def list_agreement(lists: np.ndarray) -> pd.DataFrame:
     over all branch pairs (an extension: the paper has two branches). Lists are read as sets:
     padding (``PAD``) and repeats inside one list do not count. Jaccard of two empty lists is 0.
     """
-    n_users, n_branches, n = lists.shape
+    n_users, n_branches, _ = lists.shape
     valid = lists != PAD
-    earlier = np.tril(np.ones((n, n), dtype=bool), k=-1)
-    repeat = ((lists[..., :, None] == lists[..., None, :]) & earlier).any(axis=-1)
-    first = valid & ~repeat  # (U, B, n): first occurrence of each listed item
+    first = first_occurrence(lists)  # (U, B, n): first occurrence of each listed item
     sizes = first.sum(axis=-1)
 
     intersection = np.zeros(n_users)

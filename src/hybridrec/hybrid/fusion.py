@@ -35,7 +35,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 import pandas as pd
 
-from hybridrec.hybrid.align import PAD, target_ranks
+from hybridrec.hybrid.align import PAD, first_occurrence, target_ranks
 from hybridrec.hybrid.features import best_branch
 from hybridrec.hybrid.list_metrics import KEYS, mean_list_metrics
 
@@ -216,38 +216,126 @@ def fuse_scores(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, top_
                 missing: str = "min") -> np.ndarray:
     """Score-level fusion (paper Eq. 14): rank the union of the lists by ``sum_b w_b p_b(i)``.
 
-    ``scores`` are the exported log-probabilities (``p = exp(score)``). An item absent from
-    branch b's top-k has an unknown ``p_b`` below b's smallest listed probability:
-    ``missing="min"`` (default) uses that smallest listed probability, the bound closest to the
-    truth; ``missing="zero"`` uses 0, which favours items every branch lists. Ties keep the
-    earlier (branch, position). Returns ``(U, top_n)``, ``PAD`` past the union's size.
+    ``lists`` (U, B, k) are each branch's top-k of one candidate set (the whole catalogue under
+    ``full``, the sampled candidates otherwise) and ``scores`` their log-probabilities
+    (``p = exp(score)``, a softmax over the whole catalogue). An item absent from branch b's
+    top-k has an unknown ``p_b`` no larger than b's smallest listed probability:
+    ``missing="min"`` (default) uses that bound, the value closest to the truth;
+    ``missing="zero"`` uses 0, which favours items every branch lists. Ties keep the earlier
+    (branch, position). Returns ``(U, top_n)``, ``PAD`` past the union's size.
+
+    What is exact: for every user where :func:`score_fusion_exact` holds, the result is the
+    top ``top_n`` of Eq. 14 over the whole candidate set, the same list that fusing the branches'
+    full score vectors would give. Elsewhere it is an approximation: the ranking of the union
+    of the top-k lists with the bound above for the missing probabilities; a deeper export
+    (``evaluation.topk``) makes more users exact.
     """
     if missing not in ("min", "zero"):
         raise ValueError(f"missing must be 'min' or 'zero', got {missing!r}")
+    return _score_fusion(lists, scores, weights, top_n, missing).ranked
+
+
+def score_fusion_exact(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, top_n: int,
+                       lists_complete: bool = False) -> np.ndarray:
+    """Per user, whether :func:`fuse_scores`'s list is provably Eq. 14's exact top ``top_n``.
+
+    A certificate from bounds, (U,) bool. Each candidate's fused score lies between a lower
+    bound (its unknown ``p_b`` taken as 0) and an upper bound (as b's smallest listed
+    probability); an item no branch lists scores at most ``sum_b w_b min_b``, and exists unless
+    ``lists_complete`` (every branch listed every candidate). The list is exact when it has
+    ``top_n`` items and each one's lower bound reaches the upper bound of everything ranked
+    after it, listed or not: then its true score is at least theirs, and both the set and the
+    order are Eq. 14's. Ties at a bound count as exact.
+    """
+    fused = _score_fusion(lists, scores, weights, top_n, "min")
+    n_users = lists.shape[0]
+    if n_users == 0:
+        return np.zeros(0, dtype=bool)
+    weights = as_branch_weights(weights, lists.shape[1])
+    selected = np.zeros(fused.upper.shape, dtype=bool)
+    np.put_along_axis(selected, fused.order, fused.order_kept, axis=1)
+    after = np.where(fused.keep & ~selected, fused.upper, -np.inf).max(axis=1, initial=-np.inf)
+    if not lists_complete:
+        after = np.maximum(after, (fused.floor * weights).sum(axis=1))  # items nobody lists
+    upper = np.where(fused.order_kept, np.take_along_axis(fused.upper, fused.order, axis=1),
+                     -np.inf)  # (U, n) in list order
+    lower = np.take_along_axis(fused.lower, fused.order, axis=1)
+    later = np.maximum.accumulate(upper[:, ::-1], axis=1)[:, ::-1]  # max over positions >= j
+    later = np.concatenate([later[:, 1:], np.full((n_users, 1), -np.inf)], axis=1)
+    bound = np.maximum(later, after[:, None])  # (U, n): upper bound of anything after j
+    certain = np.where(fused.order_kept, lower >= bound, True).all(axis=1)
+    return np.asarray((fused.order_kept.sum(axis=1) == top_n) & certain)
+
+
+@dataclass(frozen=True)
+class _ScoreFusion:
+    """Eq. 14 over the candidates ``(U, C = B * k)``: the branch lists side by side."""
+
+    ranked: np.ndarray  # (U, top_n) item ids, PAD past the union
+    lower: np.ndarray  # (U, C) fused score with each unknown p_b as 0
+    upper: np.ndarray  # (U, C) fused score with each unknown p_b as b's smallest listed one
+    keep: np.ndarray  # (U, C) first occurrence of each item among the candidates
+    order: np.ndarray  # (U, min(top_n, C)) candidate columns of ``ranked``
+    order_kept: np.ndarray  # (U, min(top_n, C)) whether that column is an item (not padding)
+    floor: np.ndarray  # (U, B) smallest listed probability per branch (1 for an empty list)
+
+
+def _score_fusion(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, top_n: int,
+                  missing: str) -> _ScoreFusion:
     n_users, n_branches, k = lists.shape
     weights = as_branch_weights(weights, n_branches)
     valid = lists != PAD
     prob = np.where(valid, np.exp(np.where(valid, scores, -np.inf)), 0.0)  # (U, B, k)
-    floor = (np.where(valid, prob, np.inf).min(axis=2, initial=np.inf) if missing == "min"
-             else np.zeros((n_users, n_branches)))
-    floor = np.where(np.isfinite(floor), floor, 0.0)  # (U, B); an empty list has no floor
+    smallest = np.where(valid, prob, np.inf).min(axis=2, initial=np.inf)  # (U, B)
+    # an empty list bounds nothing: 1 is the only upper bound of a probability
+    floor = np.where(np.isfinite(smallest), smallest, 1.0)
 
     candidates = lists.reshape(n_users, n_branches * k)  # (U, C)
-    match = candidates[:, :, None, None] == lists[:, None, :, :]  # (U, C, B, k)
-    listed = match.any(axis=3)  # (U, C, B)
-    p_listed = np.where(match, prob[:, None], 0.0).max(axis=3)
-    p = np.where(listed, p_listed, floor[:, None, :])
-    fused_score = (p * weights[:, None, :]).sum(axis=2)  # (U, C)
+    p_listed, listed = _lookup(lists, prob, candidates)  # (U, C, B) each
+    w = weights[:, None, :]  # (U, 1, B)
+    lower = (np.where(listed, p_listed, 0.0) * w).sum(axis=2)  # (U, C)
+    upper = (np.where(listed, p_listed, floor[:, None, :]) * w).sum(axis=2)
+    # an empty list's unknown probabilities are filled with 0 (no floor to stand for them)
+    fill = (np.where(np.isfinite(smallest), smallest, 0.0) if missing == "min"
+            else np.zeros_like(floor))
+    score = (np.where(listed, p_listed, fill[:, None, :]) * w).sum(axis=2)
 
-    earlier = np.tril(np.ones((n_branches * k, n_branches * k), dtype=bool), k=-1)
-    repeat = ((candidates[:, :, None] == candidates[:, None, :]) & earlier).any(axis=2)
-    keep = (candidates != PAD) & ~repeat
-    order = np.argsort(np.where(keep, -fused_score, np.inf), axis=1, kind="stable")[:, :top_n]
-    ranked = np.take_along_axis(candidates, order, axis=1)
-    ranked = np.where(np.take_along_axis(keep, order, axis=1), ranked, PAD)
+    keep = first_occurrence(candidates)
+    order = np.argsort(np.where(keep, -score, np.inf), axis=1, kind="stable")[:, :top_n]
+    order_kept = np.take_along_axis(keep, order, axis=1)
+    ranked = np.where(order_kept, np.take_along_axis(candidates, order, axis=1), PAD)
     if ranked.shape[1] < top_n:
         ranked = np.pad(ranked, ((0, 0), (0, top_n - ranked.shape[1])), constant_values=PAD)
-    return ranked.astype(np.int64)
+    return _ScoreFusion(ranked.astype(np.int64), lower, upper, keep, order, order_kept, floor)
+
+
+def _lookup(lists: np.ndarray, prob: np.ndarray,
+            candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Branch b's probability of each candidate and whether b lists it, (U, C, B) each.
+
+    One sorted search per branch over keys ``user * width + item``; an item a list repeats
+    takes its highest listed probability.
+    """
+    n_users, n_branches, k = lists.shape
+    width = int(max(lists.max(initial=0), candidates.max(initial=0))) + 2
+    rows = np.arange(n_users, dtype=np.int64)[:, None] * width
+    wanted = (rows + candidates + 1).reshape(-1)  # (U * C,)
+    wanted_valid = candidates.reshape(-1) != PAD
+    p_listed = np.zeros((n_users, candidates.shape[1], n_branches))
+    listed = np.zeros((n_users, candidates.shape[1], n_branches), dtype=bool)
+    if k == 0:
+        return p_listed, listed
+    for b in range(n_branches):
+        keys = (rows + lists[:, b] + 1).reshape(-1)  # (U * k,)
+        p = prob[:, b].reshape(-1)
+        present = lists[:, b].reshape(-1) != PAD
+        order = np.lexsort((-p, keys))  # by key; the highest probability first among repeats
+        sorted_keys, sorted_p, sorted_present = keys[order], p[order], present[order]
+        at = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+        found = (sorted_keys[at] == wanted) & sorted_present[at] & wanted_valid
+        listed[:, :, b] = found.reshape(n_users, -1)
+        p_listed[:, :, b] = np.where(found, sorted_p[at], 0.0).reshape(n_users, -1)
+    return p_listed, listed
 
 
 def oracle_lists(lists: np.ndarray, target: np.ndarray, top_n: int = 10) -> np.ndarray:

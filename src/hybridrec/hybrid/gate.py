@@ -29,7 +29,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
@@ -77,19 +76,6 @@ class Gate:
             return np.stack([alpha, 1.0 - alpha], axis=1)
         e = np.exp(z - z.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form (floats round-trip exactly)."""
-        return {"feature_names": list(self.feature_names), "n_branches": self.n_branches,
-                "mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "layers": [layer.tolist() for layer in self.layers]}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Gate:
-        return cls(tuple(data["feature_names"]), int(data["n_branches"]),
-                   np.asarray(data["mean"], dtype=np.float64),
-                   np.asarray(data["scale"], dtype=np.float64),
-                   tuple(np.asarray(layer, dtype=np.float64) for layer in data["layers"]))
 
 
 def n_outputs(n_branches: int) -> int:

@@ -13,15 +13,24 @@ shard's gates in one batched pass; :func:`gather` joins the shards and picks the
 
 Randomness, all derived from one ``seed``: trial ``i``'s gate starts from :func:`trial_seed`
 ``(seed, i)``; every trial fuses with the same draws, ``numpy.random.default_rng([seed, 1])``,
-so trials differ only by their parameters.
+so trials differ only by their parameters. Departure: the paper does not say how its trials drew
+the fusion noise and steps; sharing one set of draws removes the luck of the draw from the
+comparison of trials (fresh draws per trial would select partly on noise).
+
+Storage: :func:`write_study` stores the finished search as an Optuna study in an SQLite file,
+so ``optuna-dashboard sqlite:///results/hybrid/.../search/study.db`` browses it (the dashboard is
+not a dependency). The study only records the search; the trials, their scores and the selection
+are computed here exactly as without it.
 """
 
 from __future__ import annotations
 
+import datetime
 import logging
-import math
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import optuna
@@ -40,10 +49,14 @@ from hybridrec.hybrid.fusion import draw_fusion_randomness, fuse_vectorised
 from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
 from hybridrec.hybrid.list_metrics import KEYS, per_user_list_metrics
 from hybridrec.hybrid.threads import limit_threads
+from hybridrec.io import atomic_path
+from hybridrec.plain import plain
 
 PARAMETERS = ("lr", "hidden", "epochs", "pos_weight", "noise")
 SELECTION = [KEYS[0], KEYS[1], "trial"]  # mrr@10, ndcg@10 (descending), trial (ascending)
 _FUSION_STREAM = 1
+# trials are stored without wall times (so equal searches give equal files): start = end = this
+_NO_TIME = datetime.datetime(2000, 1, 1)
 
 
 @dataclass(frozen=True)
@@ -83,28 +96,36 @@ class GateData:
 
 def gate_training_data(features: pd.DataFrame, feature_names: Sequence[str], lists: np.ndarray,
                        target: np.ndarray, held_out: float = 0.1, seed: int = 0,
-                       top_n: int = 10) -> tuple[GateData, GateData]:
+                       top_n: int = 10, where: str = "gate training data"
+                       ) -> tuple[GateData, GateData]:
     """Eligible rows (a branch hits in its top ``top_n``), split stratified by best branch.
 
-    For two branches stratifying by best branch is stratifying by the paper's label.
+    For two branches stratifying by best branch is stratifying by the paper's label. The rows
+    keep each branch's top ``top_n`` only: the search fuses the paper's top-10 lists, however
+    deep the exports are. Too few rows of a class for the split raise one message naming
+    ``where`` and the counts.
     """
-    ranks = target_ranks(lists[..., :top_n], target)
+    head = lists[..., :top_n]
+    ranks = target_ranks(head, target)
     rows = np.flatnonzero(eligible(ranks, top_n))
     data = GateData(tuple(feature_names), features.loc[:, list(feature_names)].to_numpy(
-        dtype=np.float64), best_branch(ranks), lists, target).subset(rows)
+        dtype=np.float64), best_branch(ranks), head, target).subset(rows)
     classes, sizes = np.unique(data.best_branch, return_counts=True)
-    if len(rows) < 2 or (sizes < 2).any():
+    n_held_out = int(np.ceil(held_out * len(rows)))
+    n_classes = len(classes)
+    if (n_classes < 2 or (sizes < 2).any() or n_held_out < n_classes
+            or len(rows) - n_held_out < n_classes):
         counts = dict(zip(classes.tolist(), sizes.tolist(), strict=True))
-        raise HybridrecError(f"cannot stratify {len(rows)} eligible rows by best branch: "
-                             f"class sizes {counts}")
-    held = math.ceil(held_out * len(rows))  # scikit-learn's count for a float test_size
-    if not len(classes) <= held <= len(rows) - len(classes):
+        if n_classes >= 2 and (sizes >= 2).all():
+            low, high = n_classes / len(rows), 1 - n_classes / len(rows)
+            advice = f"set hybrid.held_out (now {held_out:g}) between {low:.3g} and {high:.3g}"
+        else:
+            advice = "change hybrid.held_out"
         raise HybridrecError(
-            f"hybrid.held_out: {held_out} of the {len(rows)} eligible validation sequences holds "
-            f"out {held} and leaves {len(rows) - held} to train the gate; each part needs at "
-            f"least one sequence of each of the {len(classes)} best-branch classes, so set "
-            f"hybrid.held_out between {len(classes) / len(rows):.3g} and "
-            f"{1 - len(classes) / len(rows):.3g}")
+            f"{where}: {len(rows)} of {len(target)} users have the target in a branch's top "
+            f"{top_n} (rows per best branch {counts}); a stratified {held_out:g} held-out split "
+            f"needs at least two rows of each branch and one of each on either side. Train the "
+            f"branches longer, use a protocol with more hits, or {advice}")
     train, test = train_test_split(np.arange(len(rows)), test_size=held_out,
                                    stratify=data.best_branch, random_state=seed)
     return data.subset(np.sort(train)), data.subset(np.sort(test))
@@ -135,11 +156,13 @@ def hyperparameters(row: pd.Series) -> GateHyperparameters:
 
 
 def run_shard(params: pd.DataFrame, shard_index: int, n_shards: int, train: GateData,
-              held_out: GateData, seed: int, top_n: int = 10, threads: int = 1) -> pd.DataFrame:
+              held_out: GateData, seed: int, top_n: int = 10,
+              threads: int = 1) -> tuple[pd.DataFrame, list[Gate]]:
     """Train and score the trials with ``trial % n_shards == shard_index``.
 
     Returns their parameters with ``mrr@10``, ``ndcg@10``, ``hr@10`` of the fused held-out lists
-    and the mean and standard deviation of branch 0's weight (alpha) on the held-out rows.
+    and the mean and standard deviation of branch 0's weight (alpha) on the held-out rows, and
+    the trained gates in the table's row order (the gates those scores came from).
     Runs on ``threads`` threads; run shards side by side for more.
     """
     if not 0 <= shard_index < n_shards:
@@ -149,7 +172,7 @@ def run_shard(params: pd.DataFrame, shard_index: int, n_shards: int, train: Gate
 
 
 def _run_shard(params: pd.DataFrame, shard_index: int, n_shards: int, train: GateData,
-               held_out: GateData, seed: int, top_n: int) -> pd.DataFrame:
+               held_out: GateData, seed: int, top_n: int) -> tuple[pd.DataFrame, list[Gate]]:
     shard = params[params["trial"] % n_shards == shard_index].reset_index(drop=True)
     n_branches = held_out.lists.shape[1]
     gates = train_gates(train.features, train.best_branch, n_branches,
@@ -165,8 +188,16 @@ def _run_shard(params: pd.DataFrame, shard_index: int, n_shards: int, train: Gat
                    per_user_list_metrics(fused, held_out.target).items()}
         scores.append({**metrics, "alpha_mean": float(weights[:, 0].mean()),
                        "alpha_std": float(weights[:, 0].std())})
-    return pd.concat([shard, pd.DataFrame(scores, columns=[*KEYS, "alpha_mean", "alpha_std"])],
-                     axis=1)
+    table = pd.concat([shard, pd.DataFrame(scores, columns=[*KEYS, "alpha_mean", "alpha_std"])],
+                      axis=1)
+    return table, gates
+
+
+def best_row(table: pd.DataFrame) -> int:
+    """Position in ``table`` of the best trial (see the module docstring)."""
+    ranked = table.reset_index(drop=True).sort_values(SELECTION, ascending=[False, False, True],
+                                                      kind="stable")
+    return int(ranked.index[0])
 
 
 def gather(shards: Sequence[pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series]:
@@ -176,28 +207,41 @@ def gather(shards: Sequence[pd.DataFrame]) -> tuple[pd.DataFrame, pd.Series]:
     if len(duplicated):
         raise HybridrecError(f"trials scored by more than one shard: {duplicated.tolist()[:5]}")
     table = table.reset_index(drop=True)
-    best = table.sort_values(SELECTION, ascending=[False, False, True], kind="stable").iloc[0]
-    return table, best
+    return table, table.iloc[best_row(table)]
 
 
-def train_selected_gate(best: pd.Series, train: GateData, n_branches: int, seed: int) -> Gate:
-    """Retrain the selected trial's gate: same data, parameters and seed as in its shard."""
-    return train_gates(train.features, train.best_branch, n_branches, [hyperparameters(best)],
-                       [trial_seed(seed, int(best["trial"]))], train.feature_names)[0]
+def write_study(table: pd.DataFrame, path: str | Path, study_name: str,
+                space: SearchSpace | None = None) -> None:
+    """The finished search as an Optuna study in a new SQLite file at ``path`` (atomically).
 
-
-def to_study(table: pd.DataFrame, space: SearchSpace | None = None) -> optuna.Study:
-    """The finished search as an Optuna study (values: MRR@10, NDCG@10), e.g. for its plots."""
+    Values: held-out MRR@10 and NDCG@10 (both maximised); user attributes of each trial: its
+    HR@10 and alpha statistics; of the study: the selected trial. Trial numbers are ours.
+    Trials carry a fixed time stamp instead of wall times, so equal searches give equal files.
+    """
     optuna.logging.set_verbosity(logging.WARNING)
     distributions = (space or SearchSpace()).distributions()
-    study = optuna.create_study(directions=["maximize", "maximize"])
-    study.add_trials([
-        optuna.trial.create_trial(
-            params={p: _python(row[p]) for p in PARAMETERS}, distributions=distributions,
-            values=[float(row[KEYS[0]]), float(row[KEYS[1]])])
-        for _, row in table.iterrows()])
-    return study
+    extra = [column for column in ("hr@10", "alpha_mean", "alpha_std") if column in table]
+    with atomic_path(path) as tmp:  # fsynced once, then renamed: no need to sync every insert
+        storage = optuna.storages.RDBStorage(
+            f"sqlite:///{tmp}", engine_kwargs={"creator": lambda: _unsynced_sqlite(tmp)})
+        study = optuna.create_study(storage=storage, study_name=study_name,
+                                    directions=["maximize", "maximize"])
+        study.set_user_attr("selected_trial", int(table.iloc[best_row(table)]["trial"]))
+        study.add_trials([
+            optuna.trial.FrozenTrial(
+                number=int(row["trial"]), trial_id=-1, state=optuna.trial.TrialState.COMPLETE,
+                value=None, values=[float(row[KEYS[0]]), float(row[KEYS[1]])],
+                datetime_start=_NO_TIME, datetime_complete=_NO_TIME,
+                params={p: plain(row[p]) for p in PARAMETERS}, distributions=distributions,
+                user_attrs={c: float(row[c]) for c in extra}, system_attrs={},
+                intermediate_values={})
+            for _, row in table.sort_values("trial").iterrows()])
+        storage.engine.dispose()
 
 
-def _python(value: object) -> object:
-    return value.item() if isinstance(value, np.generic) else value
+def _unsynced_sqlite(path: Path) -> sqlite3.Connection:
+    """An SQLite connection that neither syncs nor journals on disk (twice as fast to fill)."""
+    connection = sqlite3.connect(path)
+    connection.execute("PRAGMA synchronous=OFF")
+    connection.execute("PRAGMA journal_mode=MEMORY")
+    return connection

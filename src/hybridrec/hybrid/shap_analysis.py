@@ -9,8 +9,10 @@ each distinct row is explained once (the features are counts, so rows repeat).
 
 The explained output is branch 0's weight (alpha, LinRec's weight, for two branches); with more
 branches every branch weight is explained and the importance of a feature averages over them.
-Departure: the gate trained here weighs the classes to balance (``pos_weight = n_other / n_0``),
-because a gate collapsed onto the majority branch (the paper's Section VI) would explain little.
+Departure (switch ``hybrid.shap_balanced``; false trains it with ``pos_weight = 1``, a plain
+BCE, as the paper's silence suggests): the gate trained here weighs the classes to balance
+(``pos_weight = n_other / n_0``), because a gate collapsed onto the majority branch (the paper's
+Section VI) would explain little.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
 from hybridrec.hybrid.threads import limit_threads
 
 SHAP_GATE = GateHyperparameters(lr=1e-2, hidden=32, epochs=200, pos_weight=1.0)
-"""The fixed settings of the explained gate; ``pos_weight`` is replaced by the balancing one."""
+"""The fixed settings of the explained gate; ``pos_weight`` is replaced by the balancing one
+unless ``balanced=False``."""
 
 
 @dataclass(frozen=True)
@@ -93,13 +96,17 @@ def _explain_gate(gate: Gate, features: np.ndarray, background: int, explain: in
 def shap_importance(features: pd.DataFrame, best_branch: np.ndarray, n_branches: int,
                     feature_names: Sequence[str] | None = None, settings: GateHyperparameters =
                     SHAP_GATE, background: int = 100, explain: int = 500,
-                    seed: int = 0) -> tuple[Gate, ShapResult]:
-    """Train the explained gate on ``features`` (default: all their columns) and explain it."""
+                    seed: int = 0, balanced: bool = True) -> tuple[Gate, ShapResult]:
+    """Train the explained gate on ``features`` (default: all their columns) and explain it.
+
+    ``balanced`` replaces ``settings.pos_weight`` by :func:`balancing_pos_weight`.
+    """
     names = tuple(feature_names or features.columns)
     x = features.loc[:, list(names)].to_numpy(dtype=np.float64)
-    balanced = GateHyperparameters(settings.lr, settings.hidden, settings.epochs,
-                                   balancing_pos_weight(best_branch))
-    gate = train_gates(x, best_branch, n_branches, [balanced], [seed], names)[0]
+    if balanced:
+        settings = GateHyperparameters(settings.lr, settings.hidden, settings.epochs,
+                                       balancing_pos_weight(best_branch))
+    gate = train_gates(x, best_branch, n_branches, [settings], [seed], names)[0]
     return gate, explain_gate(gate, x, background=background, explain=explain, seed=seed)
 
 

@@ -51,6 +51,10 @@ class SequentialRecommender(nn.Module):
     def forward(self, seq: Tensor) -> Tensor:  # (B, N) -> (B, N, d)
         raise NotImplementedError
 
+    def set_item_text(self, matrix: Tensor) -> None:
+        """Frozen item text embeddings (num_items + 1, text_dim), for ``needs_item_text``."""
+        raise TypeError(f"{type(self).__name__} takes no item text")
+
     def logits(self, hidden: Tensor) -> Tensor:
         """(..., d) -> (..., num_items + 1): dot product with every item embedding."""
         return hidden @ self.item_embeddings.weight.T

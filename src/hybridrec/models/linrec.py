@@ -8,7 +8,10 @@ and no (N, N) matrix ever exists. Two normalisations (``norm``):
   L2-normalised over the head dim (every token unit norm), output divided by sqrt(d_h).
 - ``"paper"`` (Eq. 6): Q rows normalised over the head dim and scaled by 1/sqrt(d_h); K columns
   normalised over the N positions and scaled by 1/sqrt(N). The paper is single-head, and its d
-  is the length of the normalised Q row, which per head is d_h.
+  is the length of the normalised Q row, which per head is d_h. With ``mask_padding`` its N is
+  the number of real items of each sequence (the positions the columns are normalised over),
+  so a sequence's output does not depend on how much padding its window carries; without it,
+  padded slots are keys (as in the official code) and N is the window length.
 
 Departures from the official code, each behind a switch whose other setting reproduces it:
 ``mask_padding=True`` zeroes padded positions' K and V (the official ignores the mask, so padded
@@ -84,11 +87,12 @@ def normalise_official(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
     return qn, kn
 
 
-def normalise_paper(q: Tensor, k: Tensor) -> tuple[Tensor, Tensor]:
-    """q, k: (B, h, N, d_h). Eq. 6: Q rows over the head dim, / sqrt(d_h); K columns over the N
-    positions, / sqrt(N)."""
+def normalise_paper(q: Tensor, k: Tensor, length: Tensor) -> tuple[Tensor, Tensor]:
+    """q, k: (B, h, N, d_h); length: (B,) the sequence length of Eq. 6. Q rows over the head
+    dim, / sqrt(d_h); K columns over the N positions, / sqrt(length)."""
     qn = l2_normalise(q, dim=-1) / math.sqrt(q.shape[-1])  # (B, h, N, d_h)
-    kn = l2_normalise(k, dim=-2) / math.sqrt(k.shape[-2])  # (B, h, N, d_h)
+    scale = length.to(k.dtype).clamp_min(1.0).rsqrt()[:, None, None, None]  # (B, 1, 1, 1)
+    kn = l2_normalise(k, dim=-2) * scale  # (B, h, N, d_h)
     return qn, kn
 
 
@@ -97,13 +101,19 @@ def elu_l2_features(q: Tensor, k: Tensor, v: Tensor, keep: Tensor, norm: str,
     """elu on Q and K, padded K and V rows zeroed (if ``mask_padding``), then the L2 norm.
 
     q, k, v: (B, h, N, d_h); keep: (B, N) bool -> (Qn, Kn, V), each (B, h, N, d_h). Masking
-    comes before the norm so that Eq. 6's key columns are normalised over real items only.
+    comes before the norm so that Eq. 6's key columns are normalised over real items only, and
+    scaled by the number of real items.
     """
     q, k = F.elu(q), F.elu(k)  # (B, h, N, d_h)
     if mask_padding:
         real = keep[:, None, :, None].to(k.dtype)  # (B, 1, N, 1)
         k, v = k * real, v * real  # (B, h, N, d_h)
-    qn, kn = normalise_official(q, k) if norm == "official" else normalise_paper(q, k)
+    if norm == "official":
+        qn, kn = normalise_official(q, k)
+    else:  # Eq. 6's length: the real items, or the whole window when padded slots are keys
+        length = keep.sum(dim=1) if mask_padding else torch.full_like(keep[:, 0], k.shape[-2],
+                                                                      dtype=torch.long)
+        qn, kn = normalise_paper(q, k, length)
     return qn, kn, v
 
 

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from hybridrec.reporting.paper import FMLP_BEAUTY, LINREC_ML1M, TABLE5
+from hybridrec.hybrid.features import category_counts, category_names
+from hybridrec.reporting.paper import (
+    FMLP_BEAUTY,
+    LINREC_ML1M,
+    PAPER,
+    TABLE5,
+    TABLE5_PROTOCOLS,
+    TABLE6,
+    TABLE6_PROTOCOL,
+)
 
 METRIC_COLUMNS = ["hr@1", "hr@5", "hr@10", "ndcg@5", "ndcg@10", "mrr@10", "mrr"]
 
@@ -67,38 +76,69 @@ def models_table(reports: list[dict], protocol: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def load_evaluations(datasets: Sequence[str], paths: Sequence[str | Path]) -> dict[str, dict]:
-    """The hybrid stage's evaluation.json per dataset."""
-    return {name: json.loads(Path(path).read_text())
-            for name, path in zip(datasets, paths, strict=True)}
+HybridRuns = Mapping[tuple[str, str], dict]
+"""The hybrid stage's evaluation.json per (dataset, protocol), in report order."""
+
+PAPER_BLOCK_NOTE = ("the paper's mixed protocols, reproduced on purpose: each branch ranked "
+                    "against its own paper's candidates; not a comparison under one protocol")
 
 
-def hybrid_table(evaluations: dict[str, dict], protocol: str,
-                 paper_names: dict[str, str | None]) -> pd.DataFrame:
-    """Table V: the branches and the hybrid per dataset, the paper's figures beside ours."""
+def load_evaluations(runs: Sequence[tuple[str, str]],
+                     paths: Sequence[str | Path]) -> dict[tuple[str, str], dict]:
+    """Each (dataset, protocol) hybrid run's evaluation.json."""
+    return {run: json.loads(Path(path).read_text())
+            for run, path in zip(runs, paths, strict=True)}
+
+
+def lists_protocol(method: str, evaluation: dict) -> str:
+    """The protocol ``method``'s lists were ranked under: a branch's own, or for a fused method
+    the shared one, or each branch's (``"linrec pop100 + fmlp uniform99"``) when they differ."""
+    protocols = evaluation["protocols"]
+    if method in protocols:
+        return str(protocols[method])
+    if len(set(protocols.values())) == 1:
+        return str(next(iter(protocols.values())))
+    return " + ".join(f"{branch} {protocols[branch]}" for branch in _branch_names(evaluation))
+
+
+def hybrid_table(evaluations: HybridRuns, paper_names: Mapping[str, str | None]) -> pd.DataFrame:
+    """Table V: the branches and the hybrid per dataset and protocol.
+
+    A published figure is printed only beside ours computed under the protocol it was computed
+    under (``paper_protocol`` names it): LinRec's under pop100, FMLP-Rec's under uniform99, the
+    hybrid's under the paper's mixed protocols (the ``paper`` block, marked in ``note``).
+    """
     rows = []
-    for dataset, evaluation in evaluations.items():
+    for (dataset, protocol), evaluation in evaluations.items():
         for method in evaluation["methods"]:
-            if method["method"] not in (*_branch_names(evaluation), "hybrid"):
+            name = method["method"]
+            if name not in (*_branch_names(evaluation), "hybrid"):
                 continue
-            paper = TABLE5.get((paper_names.get(dataset) or "", method["method"]), (None, None))
+            lists = lists_protocol(name, evaluation)
+            paper = TABLE5.get((paper_names.get(dataset) or "", name))
+            matches = paper is not None and TABLE5_PROTOCOLS[name] == lists
             rows.append({
-                "dataset": dataset, "method": method["method"], "protocol": protocol,
+                "dataset": dataset, "protocol": protocol, "method": name, "lists": lists,
                 "mrr10": method["mrr@10"], "ndcg10": method["ndcg@10"], "hr10": method["hr@10"],
                 "mrr10_std": method["mrr@10_std"], "ndcg10_std": method["ndcg@10_std"],
-                "paper_mrr10": paper[0], "paper_ndcg10": paper[1],
+                "paper_mrr10": paper[0] if matches and paper else None,
+                "paper_ndcg10": paper[1] if matches and paper else None,
+                "paper_protocol": TABLE5_PROTOCOLS[name] if matches else None,
+                "note": PAPER_BLOCK_NOTE if protocol == PAPER else None,
             })
-    return pd.DataFrame(rows, columns=["dataset", "method", "protocol", "mrr10", "ndcg10", "hr10",
-                                       "mrr10_std", "ndcg10_std", "paper_mrr10", "paper_ndcg10"])
+    return pd.DataFrame(rows, columns=["dataset", "protocol", "method", "lists", "mrr10",
+                                       "ndcg10", "hr10", "mrr10_std", "ndcg10_std",
+                                       "paper_mrr10", "paper_ndcg10", "paper_protocol", "note"])
 
 
-def hybrid_extended_table(evaluations: dict[str, dict], protocol: str) -> pd.DataFrame:
+def hybrid_extended_table(evaluations: HybridRuns) -> pd.DataFrame:
     """Table V extended: every method incl. baselines, and the bootstrap interval per metric."""
     rows = []
-    for dataset, evaluation in evaluations.items():
+    for (dataset, protocol), evaluation in evaluations.items():
         intervals = {b["metric"]: b for b in evaluation["bootstrap"]}
         for method in evaluation["methods"]:
-            row = {"dataset": dataset, "method": method["method"], "protocol": protocol,
+            row = {"dataset": dataset, "protocol": protocol, "method": method["method"],
+                   "lists": lists_protocol(method["method"], evaluation),
                    "mrr10": method["mrr@10"], "ndcg10": method["ndcg@10"],
                    "hr10": method["hr@10"], "mrr10_std": method["mrr@10_std"],
                    "ndcg10_std": method["ndcg@10_std"], "users": method["users"]}
@@ -111,6 +151,31 @@ def hybrid_extended_table(evaluations: dict[str, dict], protocol: str) -> pd.Dat
                     row[f"{name}_diff_high"] = interval["high"]
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def winners_table(evaluations: HybridRuns, feature_paths: Sequence[str | Path],
+                  paper_names: Mapping[str, str | None]) -> pd.DataFrame:
+    """Table VI: test users per winner category, dataset and protocol (``feature_paths``: each
+    run's features/test.parquet, in the order of ``evaluations``). The paper's count is printed
+    beside ours only under the paper's protocols (``paper_protocol`` names them)."""
+    parts = []
+    for ((dataset, protocol), evaluation), path in zip(evaluations.items(), feature_paths,
+                                                      strict=True):
+        categories = pd.read_parquet(path, columns=["category"])["category"]
+        counts = category_counts(pd.Series(pd.Categorical(  # report order, zeros kept
+            categories, categories=category_names(_branch_names(evaluation)))))
+        paper = TABLE6.get(paper_names.get(dataset) or "")
+        matches = (paper is not None
+                   and lists_protocol("hybrid", evaluation) == TABLE6_PROTOCOL)
+        parts.append(counts.assign(
+            dataset=dataset, protocol=protocol,
+            paper_users=[paper.get(c) if matches and paper else None for c in counts["category"]],
+            paper_protocol=TABLE6_PROTOCOL if matches else None))
+    columns = ["dataset", "protocol", "category", "users", "paper_users", "paper_protocol"]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(parts, ignore_index=True)[columns]
+    return table.astype({"paper_users": "Int64"})
 
 
 def _branch_names(evaluation: dict) -> list[str]:

@@ -1,0 +1,79 @@
+"""The aligned lists' file, ``results/hybrid/{dataset}/{protocol}/aligned/{split}.parquet``.
+
+Columns (docs/contracts.md): ``user``, ``target`` (original ids) and per branch
+``<branch>_items`` (list, original ids, best first) and ``<branch>_scores`` (list,
+log-probabilities). Key/value metadata ``protocols``: JSON object, each branch's export protocol.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hybridrec.errors import HybridrecError
+from hybridrec.hybrid.align import PAD, AlignedLists, pad_lists
+from hybridrec.io import write_table
+
+
+def list_column(values: np.ndarray, present: np.ndarray) -> pa.ListArray:
+    """Rows of a (U, k) array as an Arrow list column, keeping only the ``present`` entries."""
+    offsets = np.concatenate([[0], np.cumsum(present.sum(axis=1))]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), pa.array(values[present]))
+
+
+def aligned_table(aligned: AlignedLists) -> pa.Table:
+    """AlignedLists as Parquet columns in original ids: user, target, <branch>_items/_scores."""
+    vocabulary = aligned.vocabulary
+    columns: dict[str, pa.Array] = {
+        "user": pa.array(aligned.users),
+        "target": pa.array(vocabulary[aligned.target]),
+    }
+    for b, branch in enumerate(aligned.branches):
+        lists = aligned.lists[:, b]
+        present = lists != PAD
+        columns[f"{branch}_items"] = list_column(vocabulary[np.maximum(lists, 0)], present)
+        columns[f"{branch}_scores"] = list_column(aligned.scores[:, b], present)
+    return pa.table(columns)
+
+
+def write_aligned(aligned: AlignedLists, protocols: Mapping[str, str], path: str | Path) -> None:
+    """Write :func:`aligned_table` with each branch's export protocol in the metadata."""
+    write_table(aligned_table(aligned), path,
+                {"protocols": json.dumps(dict(protocols), sort_keys=True)})
+
+
+def aligned_protocols(path: str | Path) -> dict[str, str]:
+    """Each branch's export protocol, from the metadata of :func:`write_aligned`'s file."""
+    metadata = pq.read_schema(path).metadata or {}
+    if b"protocols" not in metadata:
+        raise HybridrecError(f"{path}: no 'protocols' metadata; rerun the align job")
+    return dict(json.loads(metadata[b"protocols"]))
+
+
+def read_aligned(path: str | Path, branches: Sequence[str]) -> AlignedLists:
+    """Rebuild AlignedLists (shared item ids) from :func:`aligned_table`'s file."""
+    table = pq.read_table(path)
+    missing = [f"{b}_items" for b in branches if f"{b}_items" not in table.column_names]
+    if missing:
+        raise HybridrecError(f"{path}: no column(s) {missing}; was it aligned with other branches?")
+    users = table.column("user").to_numpy(zero_copy_only=False)
+    targets = table.column("target").to_numpy(zero_copy_only=False)
+    flat = {b: table.column(f"{b}_items").combine_chunks() for b in branches}
+    vocabulary = np.unique(np.concatenate(
+        [targets, *(flat[b].flatten().to_numpy(zero_copy_only=False) for b in branches)]))
+    k = max(int(np.diff(flat[b].offsets.to_numpy()).max(initial=0)) for b in branches)
+    lists = np.full((len(users), len(branches), k), PAD, dtype=np.int64)
+    scores = np.full((len(users), len(branches), k), np.nan)
+    for b, branch in enumerate(branches):
+        items = flat[branch].flatten().to_numpy(zero_copy_only=False)
+        scores_flat = table.column(f"{branch}_scores").combine_chunks().flatten().to_numpy(
+            zero_copy_only=False)
+        lists[:, b], scores[:, b] = pad_lists(np.searchsorted(vocabulary, items), scores_flat,
+                                              flat[branch].offsets.to_numpy().astype(np.int64), k)
+    return AlignedLists(tuple(branches), users, vocabulary, lists, scores,
+                        np.searchsorted(vocabulary, targets).astype(np.int64))

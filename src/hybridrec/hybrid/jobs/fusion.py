@@ -1,0 +1,112 @@
+"""The fusion job: the selected gate (loaded from ``gate.pt``) fuses every test user's lists;
+the paper's rows, the extended baselines, and Fig. 6."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from hybridrec.data.candidates import SAMPLED_PROTOCOLS
+from hybridrec.hybrid.align import PAD, AlignedLists
+from hybridrec.hybrid.aligned_file import aligned_protocols, list_column, read_aligned
+from hybridrec.hybrid.baselines import baseline_lists
+from hybridrec.hybrid.evaluate import evaluate_hybrid, fused_runs
+from hybridrec.hybrid.fusion import fuse
+from hybridrec.hybrid.gate_file import load_gate
+from hybridrec.hybrid.jobs import TOP_N
+from hybridrec.hybrid.list_metrics import KEYS
+from hybridrec.io import write_json, write_parquet, write_table
+from hybridrec.reporting.figures import normalised_length, plot_alpha_vs_length
+
+log = logging.getLogger(__name__)
+
+
+def evaluate_stage(*, aligned_valid: str | Path, aligned_test: str | Path,
+                   features_test: str | Path, gate_path: str | Path, branches: Sequence[str],
+                   seed: int, fusion_seeds: Sequence[int],
+                   bootstrap_resamples: int) -> tuple[dict[str, Any], pd.DataFrame, pa.Table]:
+    """Fuse every test user with the stored gate; the paper's rows and the extended baselines
+    (:mod:`hybridrec.hybrid.baselines`), each evaluated like the hybrid."""
+    selected = load_gate(gate_path)
+    gate, noise = selected.gate, selected.noise
+    protocols = aligned_protocols(aligned_test)
+    valid = read_aligned(aligned_valid, branches)
+    test = read_aligned(aligned_test, branches)
+    test_features = pd.read_parquet(features_test)
+    weights = gate.branch_weights(test_features.loc[:, list(gate.feature_names)].to_numpy())
+    shared = len(set(protocols.values())) == 1  # every branch ranked the same candidates
+    protocol = next(iter(protocols.values()))
+    complete = protocol in SAMPLED_PROTOCOLS and test.k >= SAMPLED_PROTOCOLS[protocol].negatives + 1
+    baselines = baseline_lists(valid, test, weights, noise, seed, TOP_N, score_fusion=shared,
+                               lists_complete=complete)
+    result = evaluate_hybrid(gate, test_features, test.lists[..., :TOP_N], test.target,
+                             branches, noise, fusion_seeds, baselines=baselines.lists,
+                             top_n=TOP_N, n_resamples=bootstrap_resamples, seed=seed)
+    summary = {**result.summary(),
+               "protocols": protocols,
+               "gate": {"trial": selected.trial, "features": list(gate.feature_names),
+                        "noise": noise, "rows": dict(selected.rows),
+                        "held_out": dict(selected.held_out)},
+               "constant_alpha": [float(w) for w in baselines.constant_weights],
+               "users": test.n_users}
+    if baselines.score_fusion_exact is not None:
+        summary["score_fusion"] = {"depth": test.k,
+                                   "exact_users": int(baselines.score_fusion_exact.sum()),
+                                   "users": test.n_users}
+    alpha = pd.DataFrame({"user": test.users, "alpha": result.weights[:, 0],
+                          "norm_length": normalised_length(test_features["length"].to_numpy())})
+    return summary, alpha, fused_lists_table(test, result.weights, noise, fusion_seeds)
+
+
+def hybrid_row(gate_path: str | Path, aligned_test: str | Path, features_test: str | Path,
+               fusion_seeds: Sequence[int]) -> dict[str, float]:
+    """Table V's hybrid row (MRR@10, NDCG@10, HR@10: means over fusion seeds) from the stored
+    gate file, the test lists and the test features alone."""
+    selected = load_gate(gate_path)
+    test = read_aligned(aligned_test, selected.branches)
+    _, runs = fused_runs(selected.gate, pd.read_parquet(features_test),
+                         test.lists[..., :TOP_N], test.target, selected.noise, fusion_seeds,
+                         TOP_N)
+    return {key: float(np.mean([run[key].mean() for run in runs])) for key in KEYS}
+
+
+def fused_lists_table(test: AlignedLists, weights: np.ndarray, noise: float,
+                      fusion_seeds: Sequence[int]) -> pa.Table:
+    """The hybrid's fused test lists for every fusion seed, in original ids (for audits)."""
+    fused = np.concatenate([fuse(test.lists[..., :TOP_N], weights, TOP_N, noise, seed)
+                            for seed in fusion_seeds])  # (S * U, TOP_N)
+    repeats = len(fusion_seeds)
+    return pa.table({
+        "seed": pa.array(np.repeat(np.asarray(fusion_seeds, dtype=np.int64), test.n_users)),
+        "user": pa.array(np.tile(test.users, repeats)),
+        "target": pa.array(np.tile(test.vocabulary[test.target], repeats)),
+        "items": list_column(test.vocabulary[np.maximum(fused, 0)], fused != PAD),
+    })
+
+
+def run_fusion(summary_path: str | Path, alpha_path: str | Path, fused_path: str | Path,
+               figure_path: str | Path, title: str, **kwargs: Any) -> None:
+    summary, alpha, fused = evaluate_stage(**kwargs)
+    rows = summary["gate"]["rows"]
+    log.info("gate rows: %d validation users, %d eligible (%.1f %%), %d training, %d held out",
+             rows["validation_users"], rows["eligible"],
+             100 * rows["eligible"] / max(rows["validation_users"], 1), rows["train"],
+             rows["held_out"])
+    if "score_fusion" in summary:
+        exact = summary["score_fusion"]
+        log.info("score fusion over top-%d lists: exact for %d of %d test users", exact["depth"],
+                 exact["exact_users"], exact["users"])
+    for row in summary["methods"]:
+        log.info("%-15s MRR@10 %.4f NDCG@10 %.4f HR@10 %.4f", row["method"], row["mrr@10"],
+                 row["ndcg@10"], row["hr@10"])
+    write_json(summary, summary_path)
+    write_parquet(alpha, alpha_path)
+    write_table(fused, fused_path)
+    plot_alpha_vs_length(alpha["alpha"].to_numpy(), alpha["norm_length"].to_numpy(),
+                         figure_path, weighted_branch=kwargs["branches"][0], title=title)
