@@ -110,7 +110,7 @@ def test_training_data_keeps_the_top_10_of_deeper_exports() -> None:
 @pytest.mark.parametrize("held_out", [1e-6, 0.999999])
 def test_a_held_out_share_that_empties_a_part_names_the_key(held_out: float) -> None:
     features, lists, target = _synthetic(200)
-    with pytest.raises(HybridrecError, match=r"hybrid\.held_out: .* set hybrid\.held_out "
+    with pytest.raises(HybridrecError, match=r"set hybrid\.held_out \(now [^)]+\) "
                                              r"between 0\.0\d+ and 0\.9\d+"):
         gate_training_data(features, FEATURES, lists, target, held_out=held_out)
 

@@ -18,7 +18,7 @@ from hybridrec.data.demo import generate_demo
 from hybridrec.data.preprocess import PreprocessConfig
 from hybridrec.data.store import write_candidates, write_dataset
 from hybridrec.errors import HybridrecError
-from hybridrec.evaluation.report import evaluate_and_export
+from hybridrec.evaluation.run import evaluate_and_export
 from hybridrec.training.run import save_model, train_on_dataset
 from hybridrec.training.settings import ModelSettings
 
@@ -58,11 +58,11 @@ def test_a_two_item_catalogue_trains_and_is_evaluated_under_full_ranking(tmp_pat
 
     (model, result), settings = _train(root, tmp_path, "ce")
     save_model(model, settings, result, tmp_path / "model.pt")
-    paths = {split: tmp_path / f"{split}.parquet" for split in ("valid", "test")}
+    paths = {("full", split): tmp_path / f"{split}.parquet" for split in ("valid", "test")}
     evaluate_and_export(model_path=tmp_path / "model.pt", dataset_root=root, dataset="two",
-                        protocols=["full"], export_protocol="full", k=10, batch_size=64,
+                        protocols=["full"], k=10, batch_size=64,
                         metrics_path=tmp_path / "metrics.json", prediction_paths=paths, threads=1)
     metrics = json.loads((tmp_path / "metrics.json").read_text())["splits"]["test"]["full"]
     assert metrics["hr@10"] == 1.0  # every target is ranked among at most two items
-    exported = pq.read_table(paths["test"])
+    exported = pq.read_table(paths["full", "test"])
     assert len(exported.column("items")[0]) < 10  # lists hold what the catalogue has
