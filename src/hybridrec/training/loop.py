@@ -49,6 +49,7 @@ from hybridrec.training.checkpoint import (
     restore_rng_state,
     save_checkpoint,
 )
+from hybridrec.training.trimming import states_at_targets
 
 LOSSES: tuple[str, ...] = ("ce", "bce")
 # Fields that change neither the weights nor the metrics: left out of the resume hash.
@@ -174,18 +175,15 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
 
 
-def batch_loss(model: nn.Module, batch: Batch, loss: str) -> torch.Tensor:
-    """Mean training loss of ``batch`` (``prefix``: last position; ``causal``: every target)."""
-    hidden = model(batch.inputs)  # (B, N, d)
-    negatives = batch.negatives
-    if batch.targets.dim() == 1:
-        h = hidden[:, -1]  # (B, d)
-        targets = batch.targets  # (B,)
-    else:
-        valid = batch.targets != 0  # (B, N)
-        h = hidden[valid]  # (M, d)
-        targets = batch.targets[valid]  # (M,)
-        negatives = None if negatives is None else negatives[valid]
+def batch_loss(model: nn.Module, batch: Batch, loss: str, *, trim_padding: bool = True
+               ) -> torch.Tensor:
+    """Mean training loss of ``batch`` (``prefix``: last position; ``causal``: every target).
+
+    ``trim_padding`` computes a model that ignores leading padding on trimmed windows in length
+    groups (:mod:`hybridrec.training.trimming`): the same loss up to summation order and the
+    dropout stream; ``False`` runs every row on the full window.
+    """
+    h, targets, negatives = states_at_targets(model, batch, trim_padding)  # (M, d), (M,), ...
     embeddings = cast(nn.Embedding, model.item_embeddings)
     if loss == "ce":
         logits = h @ embeddings.weight.T  # (M, I + 1)
@@ -198,12 +196,13 @@ def batch_loss(model: nn.Module, batch: Batch, loss: str) -> torch.Tensor:
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, *, loss: str,
-               grad_clip: float | None = None, bf16: bool = False) -> torch.Tensor:
+               grad_clip: float | None = None, bf16: bool = False, trim_padding: bool = True
+               ) -> torch.Tensor:
     """One optimiser step on a batch already on the model's device; returns the detached loss."""
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if bf16
                 else contextlib.nullcontext())
     with autocast:
-        value = batch_loss(model, batch, loss)
+        value = batch_loss(model, batch, loss, trim_padding=trim_padding)
     optimizer.zero_grad(set_to_none=True)
     value.backward()
     if grad_clip is not None:
