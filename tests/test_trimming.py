@@ -9,7 +9,7 @@ from hybridrec.models import build_model
 from hybridrec.models.base import SequentialRecommender
 from hybridrec.training import trimming
 from hybridrec.training.batches import Batch, Sequences, TrainingBatches
-from hybridrec.training.loop import batch_loss
+from hybridrec.training.loop import batch_loss, train_step
 from hybridrec.training.trimming import length_groups, needed_widths, states_at_targets
 
 NUM_ITEMS, MAX_LEN = 60, 20
@@ -138,3 +138,24 @@ def test_fmlp_is_never_trimmed() -> None:
     seen = widths_seen(model)
     batch_loss(model, first_batch("prefix", negatives=True), "bce").backward()
     assert seen == [MAX_LEN]
+def test_trimmed_training_does_not_depend_on_the_thread_count() -> None:
+    """Length groups give many matmul shapes; every one must sum the same on 1, 2 and 4 threads."""
+    def three_steps(threads: int) -> list[torch.Tensor]:
+        previous = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            torch.manual_seed(0)
+            model = build_model("linrec", NUM_ITEMS, max_len=MAX_LEN, hidden_size=32,
+                                inner_size=64, n_heads=4, dropout=0.2)
+            optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+            batches = TrainingBatches(SEQS, "prefix", MAX_LEN)
+            generator = torch.Generator().manual_seed(1)
+            for batch, _ in zip(batches.epoch(256, generator), range(3), strict=False):
+                train_step(model, optimizer, batch, loss="ce")
+            return [p.detach().clone() for p in model.parameters()]
+        finally:
+            torch.set_num_threads(previous)
+
+    one = three_steps(1)
+    for threads in (2, 4):
+        assert all(torch.equal(a, b) for a, b in zip(one, three_steps(threads), strict=True))

@@ -1,6 +1,10 @@
-from hybridrec.devices import claim_device
-from hybridrec.evaluation.report import evaluate_and_export
-from hybridrec.logsetup import configure_logging
+from hybridrec.cpu import configure_cpu_runtime
+
+configure_cpu_runtime()  # MKL and OpenMP read it when torch loads them: before any torch import
+
+from hybridrec.devices import claim_device  # noqa: E402
+from hybridrec.evaluation.report import evaluate_and_export  # noqa: E402
+from hybridrec.logsetup import configure_logging  # noqa: E402
 
 configure_logging(snakemake.log[0])
 with claim_device(snakemake.params.device) as device:

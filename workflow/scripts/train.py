@@ -1,7 +1,11 @@
-from hybridrec.devices import claim_device
-from hybridrec.logsetup import configure_logging
-from hybridrec.training.run import save_model, train_on_dataset
-from hybridrec.training.settings import ModelSettings
+from hybridrec.cpu import configure_cpu_runtime
+
+configure_cpu_runtime()  # MKL and OpenMP read it when torch loads them: before any torch import
+
+from hybridrec.devices import claim_device  # noqa: E402
+from hybridrec.logsetup import configure_logging  # noqa: E402
+from hybridrec.training.run import save_model, train_on_dataset  # noqa: E402
+from hybridrec.training.settings import ModelSettings  # noqa: E402
 
 configure_logging(snakemake.log[0])
 settings = ModelSettings(**snakemake.params.settings)

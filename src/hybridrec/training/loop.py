@@ -37,6 +37,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hybridrec.cpu import available_cores
 from hybridrec.errors import ConfigError
 from hybridrec.io import write_parquet
 from hybridrec.training.batches import OBJECTIVES, Batch, Sequences, TrainingBatches
@@ -159,13 +160,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity), else the machine's count."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def seed_everything(seed: int) -> None:
