@@ -53,6 +53,12 @@ def test_configure_cpu_runtime_keeps_values_already_set(monkeypatch: pytest.Monk
                                            "OMP_WAIT_POLICY": "ACTIVE"}
 
 
+def test_reuse_freed_memory_is_accepted_by_glibc() -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt: Linux only")
+    assert cpu.reuse_freed_memory()
+
+
 WEIGHT_GRADIENT = """
 from hybridrec.cpu import configure_cpu_runtime
 configure_cpu_runtime()

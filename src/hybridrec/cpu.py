@@ -14,10 +14,16 @@ calls :func:`configure_cpu_runtime` before anything imports torch (this module d
 
 Both are defaults: a value already in the environment is kept. Neither changes which sums are
 computed for a given thread count, so results do not depend on them beyond that.
+
+A third setting, :func:`reuse_freed_memory`, can be made at any time: glibc's allocator serves
+blocks above its mmap threshold (at most 32 MiB by default) with fresh pages that the kernel
+zero-fills on first touch, and a training step allocates and frees dozens of 25-100 MB
+activations, so memory-bound kernels spent half their time in page faults (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import math
 import os
@@ -28,6 +34,7 @@ log = logging.getLogger(__name__)
 
 RUNTIME_DEFAULTS: dict[str, str] = {"MKL_CBWR": "AUTO,STRICT", "OMP_WAIT_POLICY": "PASSIVE"}
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 
 
 def configure_cpu_runtime() -> dict[str, str]:
@@ -37,10 +44,25 @@ def configure_cpu_runtime() -> dict[str, str]:
     """
     for key, value in RUNTIME_DEFAULTS.items():
         os.environ.setdefault(key, value)
+    reuse_freed_memory()
     if "torch" in sys.modules:
         log.warning("configure_cpu_runtime() ran after torch was imported: %s may not apply",
                     ", ".join(RUNTIME_DEFAULTS))
     return {key: os.environ[key] for key in RUNTIME_DEFAULTS}
+
+
+def reuse_freed_memory(mmap_threshold: int = 2**30) -> bool:
+    """glibc: serve blocks up to ``mmap_threshold`` bytes from the heap and keep freed memory for
+    reuse (trim threshold 2 GiB) instead of returning it to the kernel. The process's resident
+    memory then stays near its peak. Returns False where the C library is not glibc."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        mallopt = libc.mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, mmap_threshold)
+                and mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def quota_in_folder(folder: Path, v2: bool) -> float | None:
