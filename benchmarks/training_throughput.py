@@ -1,40 +1,69 @@
-"""Training throughput of FMLP-Rec with the official Beauty settings, against a matmul bound.
+"""Training throughput of every registered model at its official Beauty settings, against bounds.
 
-    python benchmarks/training_throughput.py [--steps 200] [--threads N] [--device cpu]
+    python benchmarks/training_throughput.py --model linrec|fmlp|sasrec|all [--steps 10]
+        [--rounds 3] [--threads N] [--group-cost C] [--profile] [--runtime-ab] [--busy]
 
-Settings: batch 256, N = 50, d = 64, 2 blocks, dropout 0.5, BCE against one negative, Adam
-lr 1e-3; samples = every training prefix of ``../shared/datasets/beauty/Beauty.txt`` (all but the
-last two items per user), or synthetic data of the same size when that file is absent. Timed:
-our batch builder (shuffle + negatives, amortised from the epoch start) and our loop's
-``train_step``, for ``--steps`` steps after a warm-up.
+Settings come from ``config/config.yaml`` (``models.<name>``, resolved for Beauty): LinRec and
+SASRec d 64, N 50, 8 heads, batch 2048, softmax CE over the catalogue; FMLP-Rec d 64, N 50,
+batch 256, BCE against one negative. Samples: every training prefix of
+``../shared/datasets/beauty/Beauty.txt`` (all but the last two items per user), or synthetic
+data of the same size when that file is absent.
 
-Bound: forward FLOPs per sequence are estimated for the FFN matmuls, the FFTs and the complex
-filter product, the position-embedding add and the two BCE dot products; backward counts 2x
-forward. The matmul-bound rate is that budget at the GFLOP/s of a large sgemm on this machine;
-a second bound uses the GFLOP/s of the FFN's own matmul shapes (forward and backward).
+Same-process A/B (the machine is shared, so only ratios taken back to back are trusted): each
+round times ``--steps`` steps of the old path (every row on the full window) and then of the new
+one (length groups with the leading padding trimmed), on the same model and batch stream, and
+records wall and process-CPU seconds. Figures are medians over rounds. Models that do not ignore
+leading padding (FMLP-Rec) have one path.
+
+FLOP budget per sequence (multiply-add = 2, backward = 2 x forward): the encoder at the window
+width really computed (the old path: N; the new one: the mean over the timed batches of the
+group width each row was computed at) plus the output head. Bounds, measured in the same run:
+a large (2048^3) sgemm, and the FFN's own matmul shapes (batch x N rows, forward and backward).
+
+``--profile``: torch.profiler breakdown of a few steps of each path by category.
+``--runtime-ab``: child processes with the old and new CPU runtime settings (OpenMP wait policy,
+MKL strict CNR, glibc heap reuse), idle and with one core kept busy by a spinning process this
+script starts and stops. ``--busy``: time the A/B itself with that spinning process running.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
+import statistics
+import subprocess
 import sys
 import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-
-from hybridrec.devices import available_cores
-from hybridrec.models import build_model
-from hybridrec.training.batches import Sequences, TrainingBatches
-from hybridrec.training.config import TrainConfig
-from hybridrec.training.loop import make_optimizer, train_step
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 BEAUTY = REPO.parent / "shared" / "datasets" / "beauty" / "Beauty.txt"
 USERS, ITEMS, INTERACTIONS = 22_363, 12_101, 198_502
-N, D, LAYERS, BATCH = 50, 64, 2, 256
+
+if __name__ == "__main__" and "--child" not in sys.argv:
+    from hybridrec.cpu import configure_cpu_runtime
+
+    configure_cpu_runtime()  # as the train rule does; --runtime-ab children set their own
+
+import torch  # noqa: E402
+import yaml  # noqa: E402
+
+from hybridrec.cpu import RUNTIME_DEFAULTS, available_cores, reuse_freed_memory  # noqa: E402
+from hybridrec.models import MODELS, build_model  # noqa: E402
+from hybridrec.models.base import SequentialRecommender  # noqa: E402
+from hybridrec.models.layers import Dropout  # noqa: E402
+from hybridrec.training import trimming  # noqa: E402
+from hybridrec.training.batches import Batch, Sequences, TrainingBatches  # noqa: E402
+from hybridrec.training.config import TrainConfig  # noqa: E402
+from hybridrec.training.loop import make_optimizer, train_step  # noqa: E402
+from hybridrec.training.settings import resolve_settings  # noqa: E402
 
 
 def beauty_training_part(path: Path) -> tuple[Sequences, str]:
@@ -60,15 +89,54 @@ def synthetic_training_part(seed: int = 0) -> tuple[Sequences, str]:
     return Sequences.from_lists(train_lists, ITEMS), "synthetic (Beauty-sized)"
 
 
-def forward_flops_per_sequence(n: int = N, d: int = D, layers: int = LAYERS) -> dict[str, float]:
-    """Forward FLOPs of one length-n sequence (multiply-add = 2 FLOPs)."""
-    ffn = layers * n * 2 * (d * 4 * d + 4 * d * d)
-    # real FFT of length n ~ 2.5 n log2 n per channel, forward + inverse, plus the complex
-    # product over n/2+1 bins (6 FLOPs each)
-    fft = layers * d * (2 * 2.5 * n * math.log2(n) + 6 * (n // 2 + 1))
-    embedding = n * d  # position embedding add (the item lookup is a gather)
-    bce = 2 * 2 * d  # positive and negative dot products at the last position
-    return {"ffn": ffn, "fft": fft, "embedding": embedding, "bce": bce}
+@dataclass(frozen=True)
+class Setup:
+    """One model at its official settings: architecture, training config, sizes."""
+
+    name: str
+    architecture: dict[str, Any]
+    config: TrainConfig
+
+    @property
+    def d(self) -> int:
+        return int(self.architecture["hidden_size"])
+
+    @property
+    def n(self) -> int:
+        return int(self.architecture["max_len"])
+
+    @property
+    def inner(self) -> int:
+        return int(self.architecture.get("inner_size") or 4 * self.d)
+
+    @property
+    def layers(self) -> int:
+        return int(self.architecture["n_layers"])
+
+
+def official_setup(name: str) -> Setup:
+    entry = yaml.safe_load((REPO / "config" / "config.yaml").read_text())["models"][name]
+    settings = resolve_settings(name, entry, "beauty")
+    return Setup(name, settings.architecture, TrainConfig(**settings.training))
+
+
+def forward_flops(setup: Setup, width: float, num_items: int) -> dict[str, float]:
+    """Forward FLOPs of one sequence whose encoder runs on ``width`` positions."""
+    d, layers, n = setup.d, setup.layers, width
+    parts = {"ffn": layers * n * 2 * 2 * d * setup.inner, "embedding": n * d}
+    if setup.name == "fmlp":
+        # real FFT of length N ~ 2.5 N log2 N per channel, forward + inverse, and the complex
+        # product over N/2+1 bins (6 FLOPs each); FMLP-Rec always runs on the full window
+        parts["filter"] = layers * d * (2 * 2.5 * n * math.log2(n) + 6 * (n // 2 + 1))
+    else:
+        parts["projections"] = layers * n * 4 * 2 * d * d  # Q, K, V, output
+        if setup.name == "linrec":  # per head Kn^T V then Qn (Kn^T V): 2 x 2 n d d_h
+            d_h = d // int(setup.architecture["n_heads"])
+            parts["attention"] = layers * 2 * 2 * n * d * d_h
+        else:  # Q K^T and P V over every (query, key) pair of the window
+            parts["attention"] = layers * 2 * 2 * n * n * d
+    parts["head"] = 2 * d * (num_items + 1) if setup.config.loss == "ce" else 2 * 2 * d
+    return parts
 
 
 class Clock:
@@ -94,14 +162,13 @@ def sgemm_gflops(size: int = 2048, repeats: int = 5) -> tuple[float, float]:
     return flops / clock.wall / 1e9, flops / clock.cpu / 1e9
 
 
-def ffn_shape_gflops(repeats: int = 20) -> tuple[float, float]:
-    """(wall, CPU-time) GFLOP/s of the FFN matmuls at the benchmark's shapes, fwd and bwd."""
-    rows = BATCH * N
-    x, w1, w2 = torch.randn(rows, D), torch.randn(D, 4 * D), torch.randn(4 * D, D)
-    gy = torch.randn(rows, D)
+def ffn_shape_gflops(rows: int, d: int, inner: int, repeats: int = 10) -> tuple[float, float]:
+    """(wall, CPU-time) GFLOP/s of the FFN matmuls at ``rows`` positions, forward and backward."""
+    x, w1, w2 = torch.randn(rows, d), torch.randn(d, inner), torch.randn(inner, d)
+    gy = torch.randn(rows, d)
 
     def once() -> None:
-        h = x @ w1  # (rows, 4d)
+        h = x @ w1  # (rows, inner)
         _ = h @ w2  # (rows, d): forward
         gh = gy @ w2.T  # backward: grads of h, w2, x, w1
         _ = h.T @ gy
@@ -112,69 +179,290 @@ def ffn_shape_gflops(repeats: int = 20) -> tuple[float, float]:
     with Clock() as clock:
         for _ in range(repeats):
             once()
-    flops = 6 * 2 * rows * D * 4 * D * repeats  # 6 matmuls of rows x d x 4d
+    flops = 6 * 2 * rows * d * inner * repeats  # 6 matmuls of rows x d x inner
     return flops / clock.wall / 1e9, flops / clock.cpu / 1e9
+
+
+@contextmanager
+def busy_core() -> Iterator[None]:
+    """One spinning process (another user's job holding a core) while the block runs."""
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        spinner.kill()
+        spinner.wait()
+
+
+class Trainer:
+    """One model, its optimizer and an endless stream of its batches."""
+
+    def __init__(self, setup: Setup, data: Sequences) -> None:
+        self.setup = setup
+        torch.manual_seed(0)
+        self.model: SequentialRecommender = build_model(
+            setup.name, data.num_items, **setup.architecture).train()
+        self.optimizer = make_optimizer(self.model, setup.config)
+        self.batches = TrainingBatches(data, setup.config.objective, setup.n,
+                                       negatives=setup.config.loss == "bce")
+        self.generator = torch.Generator().manual_seed(0)
+        self._stream = self._forever()
+
+    def _forever(self) -> Iterator[Batch]:
+        while True:
+            yield from self.batches.epoch(self.setup.config.batch_size, self.generator)
+
+    def steps(self, count: int, trim: bool) -> tuple[int, float]:
+        """Train ``count`` steps; returns (sequences, mean width computed per sequence)."""
+        sequences, positions = 0, 0.0
+        for _ in range(count):
+            with torch.profiler.record_function("batch building"):
+                batch = next(self._stream)
+            if trim and self.model.ignores_leading_padding:
+                groups = trimming.length_groups(batch.inputs)
+                positions += sum(g.rows.numel() * g.width for g in groups)
+            else:
+                positions += len(batch) * self.setup.n
+            train_step(self.model, self.optimizer, batch, loss=self.setup.config.loss,
+                       trim_padding=trim)
+            sequences += len(batch)
+        return sequences, positions / sequences
+
+
+CATEGORIES = ("catalogue softmax", "embedding lookups", "optimizer", "batch building",
+              "dropout draws", "encoder matmuls", "FFT", "other element-wise")
+
+
+def categorise(name: str, shapes: list[list[int]], num_items: int) -> str:
+    dims = {d for shape in shapes for d in shape}
+    if name in ("aten::mm", "aten::addmm", "aten::bmm", "aten::matmul",
+                "aten::_scaled_dot_product_flash_attention_for_cpu",
+                "aten::_scaled_dot_product_flash_attention_for_cpu_backward"):
+        return "catalogue softmax" if num_items + 1 in dims else "encoder matmuls"
+    if "log_softmax" in name or "nll_loss" in name:
+        return "catalogue softmax"
+    if "embedding" in name or name == "aten::index_select":
+        return "embedding lookups"
+    if "adam" in name.lower():
+        return "optimizer"
+    if name in ("aten::uniform_", "aten::ge"):
+        return "dropout draws"
+    if "fft" in name:
+        return "FFT"
+    return "other element-wise"
+
+
+def _inside(event: Any, name: str) -> bool:
+    parent = event.cpu_parent
+    while parent is not None:
+        if parent.name == name:
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
+def profile(trainer: Trainer, steps: int, trim: bool, num_items: int) -> dict[str, float]:
+    """Seconds per step by category (self time of aten ops on the main thread)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    trainer.steps(1, trim)
+    with torch_profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof, \
+            Clock() as clock:
+        trainer.steps(steps, trim)
+    seconds: dict[str, float] = defaultdict(float)
+    for event in prof.events():
+        if event.name == "batch building":
+            seconds["batch building"] += event.cpu_time_total / 1e6  # its ops included
+        elif event.name.startswith("aten::") and not _inside(event, "batch building"):
+            seconds[categorise(event.name, event.input_shapes or [], num_items)] += (
+                event.self_cpu_time_total / 1e6)
+    accounted = sum(seconds.values())
+    seconds["Python + framework overhead"] = max(0.0, clock.wall - accounted)
+    return {k: v / steps for k, v in seconds.items()}
+
+
+def dropout_share(trainer: Trainer, steps: int, trim: bool) -> float:
+    """Fraction of a step's CPU time spent in dropout: A/B with every dropout p set to 0."""
+    layers = [m for m in trainer.model.modules() if isinstance(m, Dropout)]
+    saved = [m.p for m in layers]
+    on, off = [], []
+    for _ in range(2):
+        with Clock() as clock:
+            trainer.steps(steps, trim)
+        on.append(clock.cpu)
+        for m in layers:
+            m.p = 0.0
+        with Clock() as clock:
+            trainer.steps(steps, trim)
+        off.append(clock.cpu)
+        for m, p in zip(layers, saved, strict=True):
+            m.p = p
+    return 1 - statistics.median(off) / statistics.median(on)
+
+
+def ab(setup: Setup, data: Sequences, args: argparse.Namespace) -> dict[str, Any]:
+    """The old/new A/B of one model; returns its figures (printed by the caller)."""
+    trainer = Trainer(setup, data)
+    paths = [False, True] if trainer.model.ignores_leading_padding else [False]
+    trainer.steps(args.warmup, True)
+    times: dict[bool, list[tuple[float, float]]] = {p: [] for p in paths}
+    widths: dict[bool, float] = {}
+    context = busy_core() if args.busy else _nothing()
+    with context:
+        for _ in range(args.rounds):
+            for trim in paths:
+                with Clock() as clock:
+                    sequences, widths[trim] = trainer.steps(args.steps, trim)
+                times[trim].append((sequences / clock.wall, sequences / clock.cpu))
+    rows = int(setup.config.batch_size * setup.n)
+    gemm, gemm_cpu = sgemm_gflops()
+    shaped, shaped_cpu = ffn_shape_gflops(rows, setup.d, setup.inner)
+    result: dict[str, Any] = {
+        "model": setup.name, "batch": setup.config.batch_size, "loss": setup.config.loss,
+        "threads": torch.get_num_threads(), "sgemm_gflops": [gemm, gemm_cpu],
+        "ffn_gflops": [shaped, shaped_cpu], "paths": {},
+    }
+    for trim in paths:
+        parts = forward_flops(setup, widths[trim], data.num_items)
+        budget = 3 * sum(parts.values())
+        wall = statistics.median(t[0] for t in times[trim])
+        cpu = statistics.median(t[1] for t in times[trim])
+        result["paths"]["trimmed" if trim else "full window"] = {
+            "seq_s": wall, "seq_per_cpu_s": cpu, "width": widths[trim],
+            "mflop_per_seq": budget / 1e6,
+            "mflop_parts": {k: 3 * v / 1e6 for k, v in parts.items()},
+            "fraction_sgemm": wall * budget / (gemm * 1e9),
+            "fraction_ffn": wall * budget / (shaped * 1e9),
+            "fraction_ffn_cpu": cpu * budget / (shaped_cpu * 1e9),
+            "rounds": times[trim],
+        }
+    if len(paths) == 2:
+        result["speedup"] = [statistics.median(b[k] / a[k] for a, b in
+                                                zip(times[False], times[True], strict=True))
+                             for k in (0, 1)]
+    if args.profile:
+        result["profile"] = {("trimmed" if trim else "full window"):
+                             profile(trainer, args.profile_steps, trim, data.num_items)
+                             for trim in paths}
+        result["dropout_share"] = {("trimmed" if trim else "full window"):
+                                   dropout_share(trainer, args.profile_steps, trim)
+                                   for trim in paths}
+    return result
+
+
+@contextmanager
+def _nothing() -> Iterator[None]:
+    yield
+
+
+def print_result(r: dict[str, Any]) -> None:
+    print(f"\n== {r['model']} (batch {r['batch']}, {r['loss']}, {r['threads']} threads)")
+    print(f"bounds: sgemm 2048^3 {r['sgemm_gflops'][0]:.1f} GFLOP/s wall "
+          f"[{r['sgemm_gflops'][1]:.1f} per CPU-s]; FFN-shaped {r['ffn_gflops'][0]:.1f} "
+          f"[{r['ffn_gflops'][1]:.1f}]")
+    for path, p in r["paths"].items():
+        parts = ", ".join(f"{k} {v:.2f}" for k, v in p["mflop_parts"].items())
+        print(f"{path}: width {p['width']:.1f}; {p['mflop_per_seq']:.2f} MFLOP/seq fwd+bwd "
+              f"({parts})")
+        print(f"  seq/s {p['seq_s']:.0f} wall [{p['seq_per_cpu_s']:.0f} per CPU-s]; fraction "
+              f"of sgemm bound {p['fraction_sgemm']:.3f}, of FFN-shaped bound "
+              f"{p['fraction_ffn']:.3f} [{p['fraction_ffn_cpu']:.3f} by CPU time]")
+        print("  rounds (seq/s wall, per CPU-s): "
+              + " ".join(f"{w:.0f}/{c:.0f}" for w, c in p["rounds"]))
+    if "speedup" in r:
+        print(f"speed-up trimmed / full window (median of per-round ratios): "
+              f"{r['speedup'][0]:.2f}x wall, {r['speedup'][1]:.2f}x CPU time")
+    for path, seconds in r.get("profile", {}).items():
+        total = sum(seconds.values())
+        print(f"profile, {path} ({total * 1e3:.0f} ms/step; dropout ablation: "
+              f"{r['dropout_share'][path]:.0%} of CPU time):")
+        for key, value in sorted(seconds.items(), key=lambda kv: -kv[1]):
+            print(f"  {key:28s} {value * 1e3:8.1f} ms  {value / total:6.1%}")
+
+
+# name -> (environment for a child process, whether it calls reuse_freed_memory)
+RUNTIMES: dict[str, tuple[dict[str, str | None], bool]] = {
+    "spin (old)": ({"OMP_WAIT_POLICY": None, "MKL_CBWR": None}, False),
+    "passive": ({"OMP_WAIT_POLICY": "PASSIVE", "MKL_CBWR": None}, False),
+    "passive + strict CNR": ({**RUNTIME_DEFAULTS}, False),
+    "passive + strict CNR + heap reuse (new)": ({**RUNTIME_DEFAULTS}, True),
+}
+
+
+def runtime_ab(args: argparse.Namespace, models: list[str]) -> None:
+    """Child processes per runtime setting, idle and beside one spinning process, alternating."""
+    base = {k: v for k, v in os.environ.items() if k not in RUNTIME_DEFAULTS}
+    rates: dict[tuple[str, str, bool], list[float]] = defaultdict(list)
+    for _ in range(args.rounds):
+        for busy in (False, True):
+            for name, (settings, heap_reuse) in RUNTIMES.items():
+                env = {**base, **{k: v for k, v in settings.items() if v is not None}}
+                command = [sys.executable, __file__, "--child", "--rounds", "1", "--steps",
+                           str(args.steps), "--warmup", str(args.warmup), "--threads",
+                           str(args.threads), "--json"]
+                command += ["--synthetic"] if args.synthetic else []
+                command += ["--busy"] if busy else []
+                command += ["--reuse-freed-memory"] if heap_reuse else []
+                for model in models:
+                    out = subprocess.run([*command, "--model", model], env=env, check=True,
+                                         capture_output=True, text=True).stdout
+                    result = json.loads(out.strip().splitlines()[-1])
+                    path = "trimmed" if "trimmed" in result["paths"] else "full window"
+                    rates[(model, name, busy)].append(result["paths"][path]["seq_s"])
+    print("\n== CPU runtime A/B: seq/s wall, median over rounds (new training path)")
+    print("| model | runtime | idle | one core busy | slowdown |")
+    print("|---|---|---|---|---|")
+    for model in models:
+        for name in RUNTIMES:
+            alone = statistics.median(rates[(model, name, False)])
+            shared = statistics.median(rates[(model, name, True)])
+            print(f"| {model} | {name} | {alone:.0f} | {shared:.0f} | {alone / shared:.2f}x |")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=200, help="timed steps (batches)")
-    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--model", default="all", choices=[*sorted(MODELS), "all"])
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per path and round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--threads", type=int, default=available_cores())
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--group-cost", type=int, default=trimming.GROUP_COST)
     parser.add_argument("--synthetic", action="store_true", help="ignore Beauty.txt")
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--profile-steps", type=int, default=3)
+    parser.add_argument("--busy", action="store_true", help="one spinning process beside")
+    parser.add_argument("--runtime-ab", action="store_true")
+    parser.add_argument("--json", action="store_true", help="one JSON line per model")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--reuse-freed-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.reuse_freed_memory:
+        reuse_freed_memory()
     torch.set_num_threads(args.threads)
-    device = torch.device(args.device)
-
+    trimming.GROUP_COST = args.group_cost
+    models = sorted(MODELS) if args.model == "all" else [args.model]
+    if args.runtime_ab:
+        runtime_ab(args, models)
+        return 0
     data, source = (beauty_training_part(BEAUTY) if BEAUTY.exists() and not args.synthetic
                     else synthetic_training_part())
-    batches = TrainingBatches(data, "prefix", N, negatives=True)
-    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
-          f"({os.cpu_count()} CPUs)")
-    print(f"data: {source}: {data.num_users} users, {data.num_items} items, "
-          f"{len(batches)} training prefixes; threads {args.threads}, device {device}")
-
-    torch.manual_seed(0)
-    model = build_model("fmlp", data.num_items, max_len=N, hidden_size=D, n_layers=LAYERS,
-                        dropout=0.5).to(device).train()
-    optimizer = make_optimizer(model, TrainConfig.fmlp_official())
-    generator = torch.Generator().manual_seed(0)
-
-    for i, batch in enumerate(batches.epoch(BATCH, generator)):
-        if i == args.warmup:
-            break
-        train_step(model, optimizer, batch.to(device), loss="bce")
-    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    sync()
-    sequences = 0
-    with Clock() as clock:  # includes the epoch's shuffle and negative sampling
-        for i, batch in enumerate(batches.epoch(BATCH, generator)):
-            if i == args.steps:
-                break
-            train_step(model, optimizer, batch.to(device), loss="bce")
-            sequences += len(batch)
-        sync()
-    rate, cpu_rate = sequences / clock.wall, sequences / clock.cpu
-
-    parts = forward_flops_per_sequence()
-    per_sequence = 3 * sum(parts.values())  # backward ~ 2x forward
-    gemm, gemm_cpu = sgemm_gflops()
-    shaped, shaped_cpu = ffn_shape_gflops()
-    bound, bound_cpu = gemm * 1e9 / per_sequence, gemm_cpu * 1e9 / per_sequence
-    shaped_bound = shaped * 1e9 / per_sequence
-    print("forward MFLOP/seq: " + ", ".join(f"{k} {v / 1e6:.3f}" for k, v in parts.items())
-          + f"; total fwd+bwd {per_sequence / 1e6:.2f} MFLOP/seq")
-    print(f"sgemm 2048^3: {gemm:.1f} GFLOP/s wall [{gemm_cpu:.1f} per CPU-second]; FFN-shaped "
-          f"matmuls (fwd+bwd, {BATCH * N}x{D}x{4 * D}): {shaped:.1f} [{shaped_cpu:.1f}] GFLOP/s")
-    print(f"timed: {sequences} sequences in {clock.wall:.2f} s wall, {clock.cpu:.2f} CPU-s; "
-          f"{rate * per_sequence / 1e9:.1f} GFLOP/s effective")
-    print("figures: wall clock [per CPU-second of this process, robust to other load]")
-    print(f"seq/s {rate:.0f} [{cpu_rate:.0f}]")
-    print(f"matmul-bound seq/s {bound:.0f} [{bound_cpu:.0f}] (large sgemm); "
-          f"{shaped_bound:.0f} (FFN shapes)")
-    print(f"fraction {rate / bound:.3f} [{cpu_rate / bound_cpu:.3f}] (large sgemm); "
-          f"{rate / shaped_bound:.3f} (FFN shapes)")
+    if not args.json:
+        print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
+              f"({os.cpu_count()} CPUs); runtime "
+              + ", ".join(f"{k}={os.environ.get(k)}" for k in RUNTIME_DEFAULTS))
+        print(f"data: {source}: {data.num_users} users, {data.num_items} items; threads "
+              f"{args.threads}, group cost {args.group_cost}, {args.rounds} rounds of "
+              f"{args.steps} steps per path" + (", one core kept busy" if args.busy else ""))
+    for name in models:
+        result = ab(official_setup(name), data, args)
+        if args.json:
+            print(json.dumps(result))
+        else:
+            print_result(result)
+    if not args.json:
+        print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     return 0
 
 

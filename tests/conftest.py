@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import pytest
+from hybridrec.cpu import configure_cpu_runtime
+
+configure_cpu_runtime()  # before any test imports torch: thread-count-independent MKL sums
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO.parent / "shared" / "datasets"

@@ -1,7 +1,7 @@
 """Where a job computes: what a device name means, the cores it may use, which GPU it claims.
 
-:func:`resolve_device` and :func:`available_cores` turn ``training.device`` and
-``training.threads: 0`` into a torch device and a thread count, for training and evaluation.
+:func:`resolve_device` turns ``training.device`` into a torch device, for training and evaluation
+(the thread count of ``training.threads: 0`` is :func:`hybridrec.cpu.available_cores`).
 
 One distinct GPU per concurrent job on a machine: Snakemake counts ``--resources gpu=N`` but never
 says *which* GPU a job gets, so two training jobs on a two-GPU workstation would both open
@@ -40,13 +40,6 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
-
-
-def available_cores() -> int:
-    """Cores this process may run on (its CPU affinity), else the machine's count."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 class DeviceBusyError(HybridrecError):

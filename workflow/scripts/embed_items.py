@@ -1,5 +1,5 @@
+from hybridrec.cpu import available_cores
 from hybridrec.data.sources import load_item_text
-from hybridrec.devices import available_cores
 from hybridrec.provenance import start_job
 from hybridrec.text.embeddings import write_item_embeddings
 from hybridrec.text.encoders import EncoderSpec

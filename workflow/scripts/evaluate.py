@@ -1,8 +1,13 @@
-from itertools import product
+from hybridrec.cpu import configure_cpu_runtime
 
-from hybridrec.devices import available_cores, claim_device
-from hybridrec.evaluation.run import evaluate_and_export
-from hybridrec.provenance import add_to_record, start_job
+configure_cpu_runtime()  # MKL and OpenMP read it when torch loads them: before any torch import
+
+from itertools import product  # noqa: E402
+
+from hybridrec.cpu import available_cores  # noqa: E402
+from hybridrec.devices import claim_device  # noqa: E402
+from hybridrec.evaluation.run import evaluate_and_export  # noqa: E402
+from hybridrec.provenance import add_to_record, start_job  # noqa: E402
 
 start_job(snakemake)
 exports = product(snakemake.params.export_protocols, ["valid", "test"])

@@ -1,7 +1,12 @@
-from hybridrec.devices import available_cores, claim_device
-from hybridrec.provenance import add_to_record, start_job
-from hybridrec.training.run import save_model, train_on_dataset
-from hybridrec.training.settings import ModelSettings
+from hybridrec.cpu import configure_cpu_runtime
+
+configure_cpu_runtime()  # MKL and OpenMP read it when torch loads them: before any torch import
+
+from hybridrec.cpu import available_cores  # noqa: E402
+from hybridrec.devices import claim_device  # noqa: E402
+from hybridrec.provenance import add_to_record, start_job  # noqa: E402
+from hybridrec.training.run import save_model, train_on_dataset  # noqa: E402
+from hybridrec.training.settings import ModelSettings  # noqa: E402
 
 start_job(snakemake)
 settings = ModelSettings(**snakemake.params.settings)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
+from hybridrec.cpu import available_cores
 from hybridrec.data.store import dataset_files
-from hybridrec.devices import available_cores
 from hybridrec.evaluation.evaluate import evaluate_protocols, export_depth, load_eval_split
 from hybridrec.export import write_predictions
 from hybridrec.io import write_json

@@ -44,6 +44,13 @@ class SequentialRecommender(nn.Module):
         return cls.always_causal
 
     @property
+    def ignores_leading_padding(self) -> bool:
+        """True when hidden states at real positions do not depend on how many padding columns
+        lead the window, so training may drop all-padding leading columns
+        (:mod:`hybridrec.training.trimming`). False unless a model proves otherwise."""
+        return False
+
+    @property
     def item_embeddings(self) -> nn.Embedding:
         """(num_items + 1, d) item table shared by the input layer and the output scores."""
         return self.embedding.item_embeddings

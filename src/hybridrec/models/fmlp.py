@@ -130,6 +130,11 @@ class FMLPRec(SequentialRecommender):
         self.blocks = nn.ModuleList(FMLPBlock(config) for _ in range(config.n_layers))
         self.apply(init_weights)  # Linear, Embedding, LayerNorm; the filters keep their init
 
+    @property
+    def ignores_leading_padding(self) -> bool:
+        """Never: the filter is a circular convolution over all N positions, padding included."""
+        return False
+
     def forward(self, seq: Tensor) -> Tensor:  # seq: (B, N) left-padded
         if seq.shape[1] != self.max_len:
             raise ValueError(f"FMLP-Rec needs windows of exactly max_len={self.max_len} items "

@@ -175,6 +175,14 @@ class LinRec(SASRec):
     config_class = LinRecConfig
     always_causal = False  # only with causal=True
 
+    @property
+    def ignores_leading_padding(self) -> bool:
+        """Only with ``mask_padding`` (padded K, V rows are zero) and the ``official`` norm:
+        unmasked padded slots add keys and values, and Eq. 6 scales keys by 1/sqrt(N)."""
+        config = self.config
+        assert isinstance(config, LinRecConfig)
+        return config.mask_padding and config.norm == "official"
+
     def make_attention(self, config: SASRecConfig) -> SelfAttentionSublayer:
         assert isinstance(config, LinRecConfig)
         return LinearSelfAttention(

@@ -131,6 +131,11 @@ class SASRec(SequentialRecommender):
         )
         self.apply(init_weights)
 
+    @property
+    def ignores_leading_padding(self) -> bool:
+        """Padded keys are masked in every layer, and a padded query attends to itself only."""
+        return True
+
     def make_attention(self, config: SASRecConfig) -> SelfAttentionSublayer:
         return SoftmaxSelfAttention(
             config.hidden_size, config.n_heads, config.dropout, config.attn_dropout

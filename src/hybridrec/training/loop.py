@@ -38,7 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hybridrec.devices import available_cores, resolve_device
+from hybridrec.cpu import available_cores
+from hybridrec.devices import resolve_device
 from hybridrec.errors import ConfigError
 from hybridrec.io import write_parquet
 from hybridrec.training.batches import Batch, Sequences, TrainingBatches
@@ -50,6 +51,7 @@ from hybridrec.training.checkpoint import (
 )
 from hybridrec.training.config import TrainConfig
 from hybridrec.training.seeding import capture_rng_state, restore_rng_state, seed_everything
+from hybridrec.training.trimming import states_at_targets
 
 Validate = Callable[[nn.Module], Mapping[str, float]]
 StepHook = Callable[[int, int], None]
@@ -70,18 +72,15 @@ class TrainResult:
     history: pd.DataFrame = field(repr=False)
 
 
-def batch_loss(model: nn.Module, batch: Batch, loss: str) -> torch.Tensor:
-    """Mean training loss of ``batch`` (``prefix``: last position; ``causal``: every target)."""
-    hidden = model(batch.inputs)  # (B, N, d)
-    negatives = batch.negatives
-    if batch.targets.dim() == 1:
-        h = hidden[:, -1]  # (B, d)
-        targets = batch.targets  # (B,)
-    else:
-        valid = batch.targets != 0  # (B, N)
-        h = hidden[valid]  # (M, d)
-        targets = batch.targets[valid]  # (M,)
-        negatives = None if negatives is None else negatives[valid]
+def batch_loss(model: nn.Module, batch: Batch, loss: str, *, trim_padding: bool = True
+               ) -> torch.Tensor:
+    """Mean training loss of ``batch`` (``prefix``: last position; ``causal``: every target).
+
+    ``trim_padding`` computes a model that ignores leading padding on trimmed windows in length
+    groups (:mod:`hybridrec.training.trimming`): the same loss up to summation order and the
+    dropout stream; ``False`` runs every row on the full window.
+    """
+    h, targets, negatives = states_at_targets(model, batch, trim_padding)  # (M, d), (M,), ...
     embeddings = cast(nn.Embedding, model.item_embeddings)
     if loss == "ce":
         logits = h @ embeddings.weight.T  # (M, I + 1)
@@ -94,12 +93,13 @@ def batch_loss(model: nn.Module, batch: Batch, loss: str) -> torch.Tensor:
 
 
 def train_step(model: nn.Module, optimizer: torch.optim.Optimizer, batch: Batch, *, loss: str,
-               grad_clip: float | None = None, bf16: bool = False) -> torch.Tensor:
+               grad_clip: float | None = None, bf16: bool = False, trim_padding: bool = True
+               ) -> torch.Tensor:
     """One optimiser step on a batch already on the model's device; returns the detached loss."""
     autocast = (torch.autocast("cuda", dtype=torch.bfloat16) if bf16
                 else contextlib.nullcontext())
     with autocast:
-        value = batch_loss(model, batch, loss)
+        value = batch_loss(model, batch, loss, trim_padding=trim_padding)
     optimizer.zero_grad(set_to_none=True)
     value.backward()
     if grad_clip is not None:

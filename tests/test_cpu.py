@@ -1,0 +1,79 @@
+"""CPU runtime: threads from affinity and cgroup quota; MKL sums independent of the thread count."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hybridrec import cpu
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+
+
+def test_cgroup_v2_quota_is_the_tightest_of_the_process_cgroup_and_its_parents(
+        tmp_path: Path) -> None:
+    write(tmp_path / "proc", "0::/slurm/job7\n")
+    write(tmp_path / "fs/slurm/job7/cpu.max", "max 100000\n")
+    write(tmp_path / "fs/slurm/cpu.max", "150000 100000\n")
+    write(tmp_path / "fs/cpu.max", "max 100000\n")
+    assert cpu.cgroup_cpu_limit(tmp_path / "fs", tmp_path / "proc") == 1.5
+
+
+def test_cgroup_v1_quota_and_no_quota(tmp_path: Path) -> None:
+    write(tmp_path / "proc", "4:memory:/x\n3:cpu,cpuacct:/docker/abc\n")
+    write(tmp_path / "fs/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "300000\n")
+    write(tmp_path / "fs/cpu,cpuacct/docker/abc/cpu.cfs_period_us", "100000\n")
+    assert cpu.cgroup_cpu_limit(tmp_path / "fs", tmp_path / "proc") == 3.0
+    write(tmp_path / "fs/cpu,cpuacct/docker/abc/cpu.cfs_quota_us", "-1\n")
+    assert cpu.cgroup_cpu_limit(tmp_path / "fs", tmp_path / "proc") is None
+    assert cpu.cgroup_cpu_limit(tmp_path / "missing", tmp_path / "no-proc") is None
+
+
+def test_available_cores_is_capped_by_the_quota(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: {0, 1, 2, 3})
+    monkeypatch.setattr(cpu, "cgroup_cpu_limit", lambda: None)
+    assert cpu.available_cores() == 4
+    monkeypatch.setattr(cpu, "cgroup_cpu_limit", lambda: 2.5)
+    assert cpu.available_cores() == 2
+    monkeypatch.setattr(cpu, "cgroup_cpu_limit", lambda: 0.5)
+    assert cpu.available_cores() == 1
+
+
+def test_configure_cpu_runtime_keeps_values_already_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    monkeypatch.delenv("MKL_CBWR", raising=False)
+    assert cpu.configure_cpu_runtime() == {"MKL_CBWR": "AUTO,STRICT",
+                                           "OMP_WAIT_POLICY": "ACTIVE"}
+
+
+def test_reuse_freed_memory_is_accepted_by_glibc() -> None:
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc's mallopt: Linux only")
+    assert cpu.reuse_freed_memory()
+
+
+WEIGHT_GRADIENT = """
+from hybridrec.cpu import configure_cpu_runtime
+configure_cpu_runtime()
+import torch
+g, x = torch.randn(20000, 256), torch.randn(20000, 64)  # a Linear's weight gradient: K = rows
+sums = []
+for threads in (1, 2, 3, 4):
+    torch.set_num_threads(threads)
+    sums.append(g.t().mm(x))
+print(all(torch.equal(sums[0], s) for s in sums))
+"""
+
+
+def test_weight_gradient_sums_do_not_depend_on_the_thread_count() -> None:
+    env = {k: v for k, v in os.environ.items() if k not in cpu.RUNTIME_DEFAULTS}
+    out = subprocess.run([sys.executable, "-c", WEIGHT_GRADIENT], env=env, check=True,
+                         capture_output=True, text=True).stdout
+    assert out.strip() == "True"
