@@ -77,14 +77,14 @@ def test_length_groups_partition_the_batch_and_cover_every_real_item(cost: int) 
     assert [g.width for g in groups] == sorted({g.width for g in groups})
 
 
-CASES = [("linrec", "prefix", "ce"), ("linrec", "causal", "bce"), ("sasrec", "prefix", "ce"),
-         ("sasrec", "causal", "bce")]
+CASES = [("linrec", "prefix", "ce", {}), ("linrec", "causal", "bce", {"causal": True}),
+         ("linrec", "prefix", "ce", {"norm": "paper"}), ("sasrec", "prefix", "ce", {}),
+         ("sasrec", "causal", "bce", {})]
 
 
-@pytest.mark.parametrize(("name", "objective", "loss"), CASES)
-def test_trimmed_and_untrimmed_losses_and_gradients_agree(name: str, objective: str,
-                                                          loss: str) -> None:
-    overrides = {"causal": True} if name == "linrec" and objective == "causal" else {}
+@pytest.mark.parametrize(("name", "objective", "loss", "overrides"), CASES)
+def test_trimmed_and_untrimmed_losses_and_gradients_agree(name: str, objective: str, loss: str,
+                                                          overrides: dict[str, object]) -> None:
     model = make(name, **overrides).train()
     assert model.ignores_leading_padding
     batch = first_batch(objective, negatives=loss == "bce")
@@ -117,7 +117,8 @@ def test_prefix_states_come_back_in_batch_order() -> None:
     assert torch.equal(targets, batch.targets) and negatives is batch.negatives
 
 
-@pytest.mark.parametrize("overrides", [{"mask_padding": False}, {"norm": "paper"}])
+@pytest.mark.parametrize("overrides", [{"mask_padding": False},
+                                       {"mask_padding": False, "norm": "paper"}])
 def test_linrec_depending_on_padding_is_never_trimmed(overrides: dict[str, object]) -> None:
     model = make("linrec", **overrides).eval()
     assert not model.ignores_leading_padding

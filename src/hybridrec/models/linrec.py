@@ -177,11 +177,12 @@ class LinRec(SASRec):
 
     @property
     def ignores_leading_padding(self) -> bool:
-        """Only with ``mask_padding`` (padded K, V rows are zero) and the ``official`` norm:
-        unmasked padded slots add keys and values, and Eq. 6 scales keys by 1/sqrt(N)."""
+        """Only with ``mask_padding``: padded K, V rows are then zero, and Eq. 6 (``norm:
+        paper``) scales keys by the number of real items; unmasked padded slots add keys and
+        values."""
         config = self.config
         assert isinstance(config, LinRecConfig)
-        return config.mask_padding and config.norm == "official"
+        return config.mask_padding
 
     def make_attention(self, config: SASRecConfig) -> SelfAttentionSublayer:
         assert isinstance(config, LinRecConfig)
