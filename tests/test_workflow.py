@@ -339,3 +339,32 @@ def test_a_deleted_intermediate_is_rebuilt_by_force_and_then_reruns_its_readers(
     assert ("candidates", "dataset=demo, protocol=pop100") in jobs
     assert ("evaluate", "dataset=demo, model=fmlp") in jobs
     assert ("train", "dataset=demo, model=fmlp") not in jobs and "preprocess" not in dict(jobs)
+
+
+def test_every_model_and_a_three_branch_hybrid_run_on_demo(demo_run, tmp_path):
+    """config/demo-all.yaml on top of the finished two-branch demo: SASRec, Mamba4Rec and M2Rec
+    train (M2Rec on the demo's item text), the hybrid reruns with three branches, and the two
+    branches' own rows are those of the two-branch run."""
+    workdir = tmp_path / "run"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    result = snakemake(workdir, "results/tables/table5.csv", "results/tables/table3.csv",
+                       "--cores", "2", "--configfile", "config/demo.yaml",
+                       "config/demo-all.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    table3 = pd.read_csv(workdir / "results/tables/table3.csv")
+    assert set(table3["model"]) == {"linrec", "fmlp", "sasrec", "mamba4rec", "m2rec"}
+    m2rec = torch.load(workdir / "results/models/demo/m2rec/model.pt", weights_only=True)
+    assert m2rec["state_dict"]["item_text"][1:].abs().sum() > 0  # trained with real text
+    three = pd.read_csv(workdir / "results/tables/table5.csv")
+    two = pd.read_csv(demo_run / "results/tables/table5.csv")
+    for protocol in ("full", "uniform99"):
+        rows = three[three["protocol"] == protocol]
+        assert {"linrec", "fmlp", "m2rec", "hybrid"} <= set(rows["method"]), rows
+        for branch in ("linrec", "fmlp"):
+            ours = rows[rows["method"] == branch][["mrr10", "ndcg10", "hr10"]].to_numpy()
+            before = two[(two["protocol"] == protocol) & (two["method"] == branch)][
+                ["mrr10", "ndcg10", "hr10"]].to_numpy()
+            np.testing.assert_array_equal(ours, before)
+    for branch in ("linrec", "fmlp"):  # never retrained for the third branch
+        assert (workdir / f"results/models/demo/{branch}/model.pt").read_bytes() == \
+            (demo_run / f"results/models/demo/{branch}/model.pt").read_bytes()
