@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,26 @@ def test_the_hybrid_stage_runs_no_model_or_training_code():
     fusion = set(codehash.code_modules(SCRIPTS / "hybrid_fusion.py"))
     assert "hybridrec.hybrid.fusion" in fusion
     assert not {m for m in fusion if m.startswith(("hybridrec.models", "hybridrec.training"))}
+
+
+def _clear_caches():
+    for cached in (codehash._parse, codehash.file_hash, codehash.weights_code_hash,
+                   codehash.registered_models):
+        cached.cache_clear()
+
+
+def test_bookkeeping_modules_do_not_orphan_checkpoints(tmp_path, monkeypatch):
+    before = codehash.weights_code_hash("fmlp")
+    package = tmp_path / "hybridrec"
+    shutil.copytree(codehash.PACKAGE_ROOT, package, ignore=shutil.ignore_patterns("__pycache__"))
+    monkeypatch.setattr(codehash, "PACKAGE_ROOT", package)
+    for module in ("io.py", "provenance.py", "training/checkpoint.py", "models/layers.py"):
+        path = package / module
+        path.write_text(path.read_text() + "\n_EDITED = True\n")
+        _clear_caches()
+        changed = codehash.weights_code_hash("fmlp") != before
+        assert changed == (module == "models/layers.py"), module
+    _clear_caches()
 
 
 def test_weights_code_is_the_model_and_the_loop():

@@ -174,11 +174,21 @@ def code_hash(script: str | Path, model: str | None = None) -> str:
     return _digest(code_modules(script, model))
 
 
+# Imported by the training loop but never touching a value it computes: file writing, provenance,
+# logging, errors, device claims and the checkpoint files (whose layout has its own version in
+# the resume key). An edit to them must not orphan a long run's checkpoints.
+WEIGHTS_NEUTRAL = frozenset(f"{PACKAGE}.{name}" for name in (
+    "io", "provenance", "plain", "logsetup", "errors", "devices", "training.checkpoint"))
+
+
 @functools.cache
 def weights_code_hash(model: str) -> str:
     """The code that computes ``model``'s weights: its module and the training loop, with what
-    they import. A training checkpoint is resumed only by this same code."""
-    return _digest(_closure_hashes({_model_module(model), f"{PACKAGE}.training.loop"}))
+    they import, less :data:`WEIGHTS_NEUTRAL`. A training checkpoint is resumed only by this
+    same code."""
+    roots = {_model_module(model), f"{PACKAGE}.training.loop"}
+    return _digest({name: digest for name, digest in _closure_hashes(roots).items()
+                    if name not in WEIGHTS_NEUTRAL})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,23 +24,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from hybridrec.plain import plain
+
 KEY = "hybridrec.provenance"
 PACKAGES = ("hybridrec", "torch", "numpy", "pandas", "pyarrow", "scikit-learn", "snakemake")
 
 _record: dict[str, Any] | None = None
-
-
-def plain(value: Any) -> Any:
-    """A JSON-ready copy: mappings, sequences and scalars (numpy scalars via ``item``)."""
-    if isinstance(value, Mapping):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, bool | int | float | str) or value is None:
-        return value
-    if hasattr(value, "item"):
-        return value.item()
-    return str(value)
 
 
 def package_versions() -> dict[str, str | None]:

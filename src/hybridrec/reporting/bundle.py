@@ -26,7 +26,8 @@ import pandas as pd
 import torch
 
 from hybridrec.io import atomic_path, write_csv, write_json, write_text
-from hybridrec.provenance import plain, read_provenance
+from hybridrec.plain import plain
+from hybridrec.provenance import read_provenance
 
 
 def dataset_rows(table: pd.DataFrame, dataset: str) -> pd.DataFrame:

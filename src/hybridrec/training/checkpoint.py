@@ -20,7 +20,6 @@ changing a setting and changing it back resumes the earlier run.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import logging
@@ -36,6 +35,7 @@ import torch
 
 from hybridrec.errors import CheckpointError
 from hybridrec.io import atomic_path
+from hybridrec.plain import plain
 
 FORMAT_VERSION = 1
 KEEP_LAST = 3
@@ -46,22 +46,9 @@ _READ_ERRORS = (OSError, RuntimeError, EOFError, ValueError, KeyError, zipfile.B
                 pickle.UnpicklingError)
 
 
-def _plain(obj: Any) -> Any:
-    """JSON-ready copy: dataclasses to dicts, tuples to lists, paths and dtypes to strings."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return _plain(dataclasses.asdict(obj))
-    if isinstance(obj, Mapping):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, bool | int | float | str) or obj is None:
-        return obj
-    return str(obj)
-
-
 def config_hash(*parts: Any) -> str:
     """SHA-256 of the canonical JSON of ``parts`` (dataclasses, mappings, plain values)."""
-    text = json.dumps(_plain(list(parts)), sort_keys=True, separators=(",", ":"))
+    text = json.dumps(plain(list(parts)), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 
