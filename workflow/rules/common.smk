@@ -40,7 +40,9 @@ EXPORT_PROTOCOLS = list(
 HYBRID_RUNS = [(d, p) for d in DATASETS for p in HYBRID_PROTOCOLS]
 
 
-SCRIPTS = Path(workflow.basedir, "workflow", "scripts")
+# relative to this file, also when the workflow is used as a module (workflow.basedir is then
+# the importing workflow's folder)
+SCRIPTS = Path(str(workflow.current_basedir), "..", "scripts").resolve()
 
 
 def script_code(script):
