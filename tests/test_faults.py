@@ -170,7 +170,7 @@ def test_a_failing_rerun_and_a_damaged_checkpoint_lose_no_training(tmp_path):
     """Issue 12, cases 1 and 2, as a user meets them with demo FMLP-Rec.
 
     1. A `per_dataset` val_metric that validation does not compute stops the run before any
-       job, naming the key; every checkpoint and the model stay as they were.
+       job, the schema naming the key; every checkpoint and the model stay as they were.
     2. The newest checkpoint truncated and model.pt removed: the rerun names the damaged file,
        moves it aside, resumes from the epoch before and writes the same weights.
     """
@@ -190,7 +190,9 @@ def test_a_failing_rerun_and_a_damaged_checkpoint_lose_no_training(tmp_path):
         "models:\n  fmlp:\n    per_dataset:\n      demo: {val_metric: hr@20}\n")
     bad = snakemake(workdir, target, "--cores", "1", *config, "bad.yaml")
     assert bad.returncode != 0
-    assert "models.fmlp.per_dataset.demo.val_metric: 'hr@20'" in bad.stdout + bad.stderr
+    output = bad.stdout + bad.stderr  # the schema names the key path before any job
+    assert "On instance['models']['fmlp']['per_dataset']['demo']['val_metric']" in output
+    assert "'hr@20' is not one of" in output
     assert _files(checkpoints) == kept and model.exists()
 
     (folder,) = [path for path in checkpoints.iterdir() if path.is_dir()]
