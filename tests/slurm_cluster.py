@@ -91,11 +91,11 @@ class SlurmCluster:
             "SelectTypeParameters=CR_Core_Memory",
             # without a default, one job would be given the whole node's memory
             "DefMemPerCPU=1000",
-            # no accounting daemon: finished jobs stay visible to squeue for 5 minutes
+            # no accounting daemon: finished jobs stay visible to squeue for an hour
             "AccountingStorageType=accounting_storage/none",
             "JobAcctGatherType=jobacct_gather/none",
             "JobCompType=jobcomp/none",
-            "MinJobAge=300",
+            "MinJobAge=3600",
             "ReturnToService=2",
             "GresTypes=gpu",
             f"NodeName={self.node} NodeAddr=127.0.0.1 CPUs={self.cpus} "

@@ -3,7 +3,7 @@
 The cluster (tests/slurm_cluster.py) is started by the test itself; it needs root and Debian's
 SLURM packages (`make system-deps`), and the test skips with the reason where either is missing.
 The cluster has no accounting daemon, so the executor polls with `squeue` (finished jobs stay
-visible for MinJobAge = 300 s).
+visible for MinJobAge = 3600 s).
 """
 
 from __future__ import annotations

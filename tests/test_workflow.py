@@ -273,7 +273,7 @@ def test_every_result_file_type_carries_its_provenance(demo_run, relative):
     assert {"snakemake", "numpy", "hybridrec"} <= set(record["packages"])
     if rule in ("train", "evaluate"):
         assert record["device"] == "cpu" and record["threads"] >= 1
-        assert record["params"]["seed"] == 42 or rule == "evaluate"
+        assert rule == "evaluate" or record["params"]["seed"] == 42
 
 
 RULE_SCRIPTS = {"align": "hybrid_align", "fusion": "hybrid_fusion", "shap": "hybrid_shap",
@@ -286,8 +286,8 @@ def test_the_results_bundle_is_written_from_the_finished_run_alone(demo_run, tmp
     result = snakemake(workdir, "docs/results/demo", "--cores", "1", "--configfile",
                        "config/demo.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    ran = [line.split()[1].rstrip(":") for line in result.stdout.splitlines()
-           if line.strip().startswith("rule ")]
+    ran = [line.split()[1].rstrip(":") for line in (result.stdout + result.stderr).splitlines()
+           if line.strip().startswith(("rule ", "localrule "))]
     assert ran == ["results_bundle"], ran  # nothing upstream was stale
     bundle = workdir / "docs/results/demo"
     record = json.loads((bundle / "provenance.json").read_text())
@@ -305,7 +305,9 @@ def test_the_results_bundle_is_written_from_the_finished_run_alone(demo_run, tmp
 @pytest.mark.parametrize("evaluation, drawn", [
     ("", {"protocol=uniform99", "protocol=pop100"}),
     ("evaluation: {protocol: uniform99, protocols: [full, uniform99]}\n", {"protocol=uniform99"}),
-    ("evaluation: {protocol: full, protocols: [full]}\n", set()),
+    # the hybrid's protocols count too: its default [full, uniform99] draws uniform99
+    ("evaluation: {protocol: full, protocols: [full]}\n", {"protocol=uniform99"}),
+    ("evaluation: {protocol: full, protocols: [full]}\nhybrid: {protocols: [full]}\n", set()),
 ])
 def test_only_the_protocols_asked_for_are_drawn(tmp_path, evaluation, drawn):
     workdir = copy_workflow(tmp_path)
