@@ -300,6 +300,9 @@ def test_the_results_bundle_is_written_from_the_finished_run_alone(demo_run, tmp
     assert (bundle / "tables/table5.md").read_text().startswith("| dataset |")
     assert (bundle / "figures/learning_curve_demo_fmlp.png").stat().st_size > 1000
     assert "## Training" in (bundle / "README.md").read_text()
+    # demo is none of the papers' datasets: the comparison is empty and the README says why
+    assert pd.read_csv(bundle / "comparison.csv").empty
+    assert "No published figure applies: demo" in (bundle / "README.md").read_text()
 
 
 @pytest.mark.parametrize("evaluation, drawn", [

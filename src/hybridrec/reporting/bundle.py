@@ -6,6 +6,8 @@ config and the code), never by hand:
 - ``tables/<table>.csv`` and ``.md``: each result table's rows for this dataset;
 - ``figures/``: the learning curves and the hybrid stage's figures;
 - ``metrics/<model>.json``: every metric of every model, each under its protocol;
+- ``comparison.csv`` and ``.md``: every published figure that applies to the dataset beside ours,
+  under its own protocol, with the difference (:mod:`hybridrec.reporting.comparison`);
 - ``provenance.json``: per model the epochs run, the best epoch, why training stopped and the
   training seconds; the code hash, config values and package versions of every file bundled (from
   the files' own provenance records); the machine;
@@ -28,6 +30,7 @@ import torch
 from hybridrec.io import atomic_path, write_csv, write_json, write_text
 from hybridrec.plain import plain
 from hybridrec.provenance import read_provenance
+from hybridrec.reporting.comparison import NOTABLE, comparison_table
 
 
 def dataset_rows(table: pd.DataFrame, dataset: str) -> pd.DataFrame:
@@ -120,13 +123,26 @@ def write_bundle(out_dir: str | Path, dataset: str, *, tables: Sequence[str | Pa
         digits=1))
 
     sections.append("## Tables\n")
+    table_rows: dict[str, pd.DataFrame] = {}
     for table_path in tables:
         name = Path(table_path).stem
-        rows = dataset_rows(pd.read_csv(table_path), dataset)
+        rows = table_rows[name] = dataset_rows(pd.read_csv(table_path), dataset)
         write_csv(rows, out / "tables" / f"{name}.csv")
         write_text(markdown_table(rows), out / "tables" / f"{name}.md")
         sections.append(f"### {name}\n\n{markdown_table(rows)}")
         sources[f"tables/{name}.csv"] = read_provenance(table_path)
+
+    paper_dataset = config["datasets"][dataset].get("paper")
+    reports = {name: json.loads(Path(path).read_text()) for name, path in metrics.items()}
+    comparison = comparison_table(paper_dataset, reports, table_rows.get("table5"),
+                                  table_rows.get("table6"))
+    write_csv(comparison, out / "comparison.csv")
+    write_text(markdown_table(comparison), out / "comparison.md")
+    sections.append("## Published figures beside ours\n")
+    sections.append(
+        f"Each under the protocol it was published under (test split); a difference above "
+        f"{NOTABLE} is marked in `note`.\n\n{markdown_table(comparison)}" if len(comparison)
+        else f"No published figure applies: {dataset} is none of the papers' datasets.\n")
 
     sections.append("## Figures\n")
     for figure in figures:

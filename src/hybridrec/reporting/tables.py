@@ -14,6 +14,7 @@ from hybridrec.reporting.paper import (
     LINREC_ML1M,
     PAPER,
     TABLE5,
+    TABLE5_MRR_AT_10,
     TABLE5_PROTOCOLS,
     TABLE6,
     TABLE6_PROTOCOL,
@@ -82,6 +83,9 @@ HybridRuns = Mapping[tuple[str, str], dict]
 PAPER_BLOCK_NOTE = ("the paper's mixed protocols, reproduced on purpose: each branch ranked "
                     "against its own paper's candidates; not a comparison under one protocol")
 
+PAPER_MRR_NOTE = ("the paper's MRR for this row is over all 100 candidates, not MRR@10: "
+                  "compared with ours in the bundle's comparison table")
+
 
 def load_evaluations(runs: Sequence[tuple[str, str]],
                      paths: Sequence[str | Path]) -> dict[tuple[str, str], dict]:
@@ -106,7 +110,8 @@ def hybrid_table(evaluations: HybridRuns, paper_names: Mapping[str, str | None])
 
     A published figure is printed only beside ours computed under the protocol it was computed
     under (``paper_protocol`` names it): LinRec's under pop100, FMLP-Rec's under uniform99, the
-    hybrid's under the paper's mixed protocols (the ``paper`` block, marked in ``note``).
+    hybrid's under the paper's mixed protocols (the ``paper`` block, marked in ``note``), and an
+    MRR only where the paper's is MRR@10 too (not FMLP-Rec's: ``note`` says so).
     """
     rows = []
     for (dataset, protocol), evaluation in evaluations.items():
@@ -117,14 +122,18 @@ def hybrid_table(evaluations: HybridRuns, paper_names: Mapping[str, str | None])
             lists = lists_protocol(name, evaluation)
             paper = TABLE5.get((paper_names.get(dataset) or "", name))
             matches = paper is not None and TABLE5_PROTOCOLS[name] == lists
+            note = PAPER_BLOCK_NOTE if protocol == PAPER else None
+            if matches and not TABLE5_MRR_AT_10[name]:
+                note = "; ".join(filter(None, [note, PAPER_MRR_NOTE]))
             rows.append({
                 "dataset": dataset, "protocol": protocol, "method": name, "lists": lists,
                 "mrr10": method["mrr@10"], "ndcg10": method["ndcg@10"], "hr10": method["hr@10"],
                 "mrr10_std": method["mrr@10_std"], "ndcg10_std": method["ndcg@10_std"],
-                "paper_mrr10": paper[0] if matches and paper else None,
+                "paper_mrr10": paper[0] if matches and paper and TABLE5_MRR_AT_10[name]
+                else None,
                 "paper_ndcg10": paper[1] if matches and paper else None,
                 "paper_protocol": TABLE5_PROTOCOLS[name] if matches else None,
-                "note": PAPER_BLOCK_NOTE if protocol == PAPER else None,
+                "note": note,
             })
     return pd.DataFrame(rows, columns=["dataset", "protocol", "method", "lists", "mrr10",
                                        "ndcg10", "hr10", "mrr10_std", "ndcg10_std",
