@@ -50,7 +50,7 @@ def test_smoke_run_writes_json_and_markdown_and_records_failed_settings(tmp_path
     out = tmp_path / "gpu"
     done = subprocess.run(
         [sys.executable, str(GPU), "--device", "cpu", "--smoke", "--models", "linrec",
-         "--precisions", "fp32,tf32", "--out", str(out)],
+         "--precisions", "fp32,tf32", "--steps", "1", "--out", str(out)],
         capture_output=True, text=True, env=_env(), timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     report = json.loads(out.with_suffix(".json").read_text())
