@@ -8,8 +8,9 @@ Writes ``<out>.json`` (the machine, the command and one object per setting) and 
 (one table row per setting). Without CUDA (and without ``--device cpu``) it prints one line
 saying so and exits 0.
 
-Settings: {train, eval} x every model of ``--models`` (default: the registry) x ``--precisions``
-x ``--compile``, run eager ones first, then compiled ones, in one worker process
+Settings: {train, eval} x every model of ``--models`` (default: the registry, the paper's three
+first) x ``--precisions`` x ``--compile``, eager ones first, then compiled ones model by model
+(a budget cut then leaves the first models complete), in one worker process
 (``benchmarks/isolated.py``). Each setting gets ``--cap`` seconds; one that fails (an exception,
 ``torch.compile`` unsupported, out of memory, a crashed or stuck worker) is recorded as
 ``failed`` with its error, and the run goes on. At ``--budget`` seconds after the start nothing
@@ -89,6 +90,9 @@ from hybridrec.training.batches import Sequences  # noqa: E402
 from hybridrec.training.run import num_items_of  # noqa: E402
 
 PRECISIONS = ("fp32", "tf32", "bf16")
+# Priority when the budget runs short: the paper's models, then the others in the registry.
+MODEL_ORDER = [m for m in ("linrec", "fmlp", "sasrec", "mamba4rec", "m2rec") if m in MODELS]
+MODEL_ORDER += sorted(set(MODELS) - set(MODEL_ORDER))
 SMOKE_USERS, SMOKE_ITEMS, SMOKE_BATCH = 96, 150, 64
 NO_CUDA = "benchmarks/gpu.py: no CUDA device here (torch {}), nothing run; exiting 0"
 
@@ -97,7 +101,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", default="cuda", help="cuda (default) or cpu (with --smoke)")
     p.add_argument("--smoke", action="store_true", help="tiny data and steps (see above)")
-    p.add_argument("--models", default=",".join(sorted(MODELS)))
+    p.add_argument("--models", default=",".join(MODEL_ORDER), help="in priority order")
     p.add_argument("--benchmarks", default="train,eval")
     p.add_argument("--precisions", default=",".join(PRECISIONS))
     p.add_argument("--compile", default="off,on", help="off, on or both (off,on)")
@@ -122,16 +126,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def settings_of(args: argparse.Namespace, data_root: Path) -> list[dict[str, Any]]:
-    """Every setting, eager ones first: they are the cheap half and the reference."""
+    """Every setting: eager ones first (the cheap half, and the reference), then compiled ones
+    model by model in ``--models`` order, so a budget cut leaves the first models complete."""
     common = {"device": args.device, "smoke": args.smoke, "root": str(data_root),
               "warmup": args.warmup, "steps": args.steps, "passes": args.passes,
               "backend": args.compile_backend}
     return [{"benchmark": bench, "model": model, "precision": precision, "compile": compiled,
              **common}
             for compiled in [c == "on" for c in args.compile.split(",")]
+            for model in args.models.split(",")
             for precision in args.precisions.split(",")
-            for bench in args.benchmarks.split(",")
-            for model in args.models.split(",")]
+            for bench in args.benchmarks.split(",")]
 
 
 # ---------------------------------------------------------------------------------------------
