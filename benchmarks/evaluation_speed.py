@@ -14,7 +14,9 @@ ranking speed does not depend on the weights; M2Rec gets random text vectors). E
 the split, builds the model and times ``--passes`` passes of
 ``hybridrec.evaluation.evaluate.evaluate_protocols``, the evaluate rule's code (model windows,
 scores for every item, history exclusion, top-k lists ``export_depth`` long, metrics), at the
-config's ``evaluation.topk`` and ``evaluation.batch_size``. The fastest pass is reported.
+config's ``evaluation.topk`` and ``evaluation.batch_size``. The fastest pass is reported, its
+seconds split into the encoder (``last_hidden``), the scores (``logits``) and the rest
+(ranking), timed around the model's methods.
 
 Peak memory: the child's peak resident set (``ru_maxrss``) after the passes, and its growth over
 the value before the first pass (what evaluation added to the loaded model and split). Bound:
@@ -36,12 +38,16 @@ import argparse  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
 import torch  # noqa: E402
 import yaml  # noqa: E402
 from isolated import peak_rss_mib, run_settings, serve  # noqa: E402
+from torch import Tensor  # noqa: E402
 from training_throughput import (  # noqa: E402
     BEAUTY,
     CPU,
@@ -103,23 +109,52 @@ def evaluation_flops(setup: Setup, users: int, num_items: int) -> dict[str, floa
     return {"scores": scores, "forward": encoder + scores}
 
 
+@contextmanager
+def stage_clock(model: SequentialRecommender, device: torch.device
+                ) -> Iterator[dict[str, float]]:
+    """Wall seconds the block spends in the encoder (``last_hidden``) and in the scores
+    (``logits``: hidden @ item table), timed around the model's own methods (one device
+    synchronisation per call; ranking already copies each batch's ranks to the host)."""
+    seconds = {"encoder": 0.0, "scores": 0.0}
+
+    def timed(stage: str, method: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+        def call(x: Tensor) -> Tensor:
+            start = time.perf_counter()
+            out = method(x)
+            synchronize(device)
+            seconds[stage] += time.perf_counter() - start
+            return out
+        return call
+
+    model.last_hidden = timed("encoder", model.last_hidden)  # type: ignore[method-assign,assignment]
+    model.logits = timed("scores", model.logits)  # type: ignore[method-assign,assignment]
+    try:
+        yield seconds
+    finally:
+        del model.last_hidden, model.logits  # the class's methods again
+
+
 def measure_evaluation(model: SequentialRecommender, data: EvalSplit, protocol: str, *,
                        passes: int, k: int = TOPK, batch_size: int = BATCH_SIZE,
                        device: torch.device = CPU) -> dict[str, Any]:
-    """Time ``passes`` passes of the evaluate rule's ranking of every user of ``data``."""
+    """Time ``passes`` passes of the evaluate rule's ranking of every user of ``data``; the
+    fastest pass's seconds split into encoder, scores and the rest (ranking: history
+    exclusion, target ranks, log-normaliser, top-k lists, metrics)."""
     depth = export_depth(data, protocol, model.num_items, k)
-    walls, cpus = [], []
+    walls, cpus, stages = [], [], []
     for _ in range(passes):
-        with Clock() as clock:
+        with stage_clock(model, device) as stage, Clock() as clock:
             evaluate_protocols(model, data, [protocol], depth, batch_size)
             synchronize(device)
         walls.append(clock.wall)
         cpus.append(clock.cpu)
+        stages.append({**stage, "ranking": clock.wall - sum(stage.values())})
     users = len(data.targets)
     best = min(range(passes), key=walls.__getitem__)
     return {"users": users, "items": model.num_items, "topk": depth, "batch_size": batch_size,
             "pass_seconds": walls, "users_s": users / walls[best],
-            "users_per_cpu_s": users / cpus[best], "seconds": walls[best]}
+            "users_per_cpu_s": users / cpus[best], "seconds": walls[best],
+            "stage_seconds": stages[best]}
 
 
 def bound_fractions(flops: dict[str, float | None], seconds: float, gflops: float
@@ -146,18 +181,21 @@ def run_one(setting: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| model | protocol | threads | users/s (wall) | users per CPU-s | s per pass | "
-             "peak RSS MiB (growth) | sgemm GFLOP/s | of score-matrix bound | "
-             "of forward bound |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| model | protocol | threads | users/s (wall) | users per CPU-s | s per pass "
+             "(encoder / scores / ranking) | peak RSS MiB (growth) | sgemm GFLOP/s | "
+             "of score-matrix bound | of forward bound |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r["status"] != "ok":
             lines.append(f"| {r['model']} | {r['protocol']} | {r['threads']} | {r['status']}: "
                          f"{r['error']} | | | | | | |")
             continue
         forward = "-" if r["fraction_forward"] is None else f"{r['fraction_forward']:.3f}"
+        stages = " / ".join(f"{v:.2f}" for v in r["stage_seconds"].values())
         lines.append(
             f"| {r['model']} | {r['protocol']} | {r['threads']} | {r['users_s']:,.0f} | "
-            f"{r['users_per_cpu_s']:,.0f} | {r['seconds']:.2f} | {r['peak_rss_mib']:,.0f} "
+            f"{r['users_per_cpu_s']:,.0f} | {r['seconds']:.2f} ({stages}) | "
+            f"{r['peak_rss_mib']:,.0f} "
             f"({r['rss_growth_mib']:,.0f}) | {r['sgemm_gflops']:.0f} | "
             f"{r['fraction_scores']:.3f} | {forward} |")
     return "\n".join(lines)

@@ -91,7 +91,8 @@ from hybridrec.training.run import num_items_of  # noqa: E402
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 # Priority when the budget runs short: the paper's models, then the others in the registry.
-MODEL_ORDER = [m for m in ("linrec", "fmlp", "sasrec", "mamba4rec", "m2rec") if m in MODELS]
+MODEL_ORDER: list[str] = [m for m in ("linrec", "fmlp", "sasrec", "mamba4rec", "m2rec")
+                          if m in MODELS]
 MODEL_ORDER += sorted(set(MODELS) - set(MODEL_ORDER))
 SMOKE_USERS, SMOKE_ITEMS, SMOKE_BATCH = 96, 150, 64
 NO_CUDA = "benchmarks/gpu.py: no CUDA device here (torch {}), nothing run; exiting 0"
@@ -241,7 +242,7 @@ def eval_setting(setting: dict[str, Any], device: torch.device) -> dict[str, Any
     forward = flops["forward"]
     return {"throughput": measured["users_s"], "unit": "users/s",
             "batch": measured["batch_size"], "ms_per_pass": measured["seconds"] * 1e3,
-            "pass_seconds": measured["pass_seconds"],
+            "pass_seconds": measured["pass_seconds"], "stage_seconds": measured["stage_seconds"],
             "gflop_per_unit": None if forward is None else forward / measured["users"] / 1e9,
             "gflop_scores_per_unit": flops["scores"] / measured["users"] / 1e9}
 
