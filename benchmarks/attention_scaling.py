@@ -27,13 +27,13 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from isolated import run_settings, serve
 
 MODEL_VARIANTS = {
     "linrec": ("linrec", {}),
@@ -65,7 +65,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "barriers whenever another process holds a core, which inflates both "
                         "wall and CPU time)")
     p.add_argument("--out-dir", type=Path, default=Path(__file__).resolve().parent / "out")
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)  # JSON: one configuration
+    p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
 
@@ -133,14 +133,12 @@ def run_one(cfg: dict) -> dict:
 
 
 def run_in_subprocess(cfg: dict) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(cfg)],
-                          capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
-        return {**cfg, "seq_per_s": float("nan"), "seq_per_cpu_s": float("nan"),
-                "step_s": float("nan"),
-                "peak_mb": float("nan"), "error": " ".join(tail)[:200]}
-    result: dict = json.loads(done.stdout.strip().splitlines()[-1])
+    """One configuration in a fresh process (so its peak memory is its own); a failed one gets
+    NaN figures and its ``error``."""
+    result: dict = run_settings([sys.executable, __file__, "--worker"], [cfg], cap_s=3600)[0]
+    if result["status"] != "ok":
+        result.update(dict.fromkeys(("seq_per_s", "seq_per_cpu_s", "step_s", "peak_mb"),
+                                    float("nan")))
     return result
 
 
@@ -204,8 +202,8 @@ def plot(rows: list[dict], path: Path, title: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.worker is not None:
-        print(json.dumps(run_one(json.loads(args.worker))))
+    if args.worker:
+        serve(run_one)
         return
     device = args.device
     if device == "auto":

@@ -65,6 +65,8 @@ from hybridrec.training.config import TrainConfig  # noqa: E402
 from hybridrec.training.loop import make_optimizer, train_step  # noqa: E402
 from hybridrec.training.settings import resolve_settings  # noqa: E402
 
+CPU = torch.device("cpu")
+
 
 def beauty_training_part(path: Path) -> tuple[Sequences, str]:
     seqs = []
@@ -75,18 +77,20 @@ def beauty_training_part(path: Path) -> tuple[Sequences, str]:
     return Sequences.from_lists(seqs, num_items), f"Beauty.txt ({path})"
 
 
-def synthetic_training_part(seed: int = 0) -> tuple[Sequences, str]:
-    """Same users, items and interactions as Beauty 5-core: lengths >= 5, mean 8.9."""
+def synthetic_training_part(seed: int = 0, users: int = USERS, items: int = ITEMS
+                            ) -> tuple[Sequences, str]:
+    """Beauty 5-core's shape (by default its users and items): lengths >= 5, mean 8.9."""
     g = torch.Generator().manual_seed(seed)
     extra = torch.distributions.Geometric(probs=torch.tensor(1 / (INTERACTIONS / USERS - 4)))
     torch.manual_seed(seed)
-    lengths = 5 + extra.sample((USERS,)).long() - 1
+    lengths = 5 + extra.sample((users,)).long() - 1
     lengths = lengths.clamp_max(200)
-    items = torch.randint(1, ITEMS + 1, (int(lengths.sum()),), generator=g)
-    offsets = torch.zeros(USERS + 1, dtype=torch.int64)
+    ids = torch.randint(1, items + 1, (int(lengths.sum()),), generator=g)
+    offsets = torch.zeros(users + 1, dtype=torch.int64)
     offsets[1:] = torch.cumsum(lengths, 0)
-    train_lists = [items[offsets[u]:offsets[u + 1] - 2].tolist() for u in range(USERS)]
-    return Sequences.from_lists(train_lists, ITEMS), "synthetic (Beauty-sized)"
+    train_lists = [ids[offsets[u]:offsets[u + 1] - 2].tolist() for u in range(users)]
+    size = "Beauty-sized" if (users, items) == (USERS, ITEMS) else f"{users} users, {items} items"
+    return Sequences.from_lists(train_lists, items), f"synthetic ({size})"
 
 
 @dataclass(frozen=True)
@@ -120,8 +124,13 @@ def official_setup(name: str) -> Setup:
     return Setup(name, settings.architecture, TrainConfig(**settings.training))
 
 
+# Models whose FLOPs forward_flops counts (the Mamba models' scan is not counted).
+FLOP_COUNTED = ("fmlp", "linrec", "sasrec")
+
+
 def forward_flops(setup: Setup, width: float, num_items: int) -> dict[str, float]:
-    """Forward FLOPs of one sequence whose encoder runs on ``width`` positions."""
+    """Forward FLOPs of one sequence whose encoder runs on ``width`` positions (the models of
+    ``FLOP_COUNTED``)."""
     d, layers, n = setup.d, setup.layers, width
     parts = {"ffn": layers * n * 2 * 2 * d * setup.inner, "embedding": n * d}
     if setup.name == "fmlp":
@@ -151,13 +160,26 @@ class Clock:
         self.cpu = time.process_time() - self._cpu
 
 
-def sgemm_gflops(size: int = 2048, repeats: int = 5) -> tuple[float, float]:
-    """(wall, CPU-time) GFLOP/s of a large square float32 matmul."""
-    a, b = torch.randn(size, size), torch.randn(size, size)
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued kernels (a no-op on the CPU), so a Clock times them."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def sgemm_gflops(size: int = 2048, repeats: int = 5, device: torch.device = CPU,
+                 dtype: torch.dtype = torch.float32) -> tuple[float, float]:
+    """(wall, CPU-time) GFLOP/s of a large square matmul (float32: an sgemm) on ``device``.
+
+    CUDA float32 matmuls follow ``torch.backends.cuda.matmul.allow_tf32``.
+    """
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
     torch.matmul(a, b)
+    synchronize(device)
     with Clock() as clock:
         for _ in range(repeats):
             torch.matmul(a, b)
+        synchronize(device)
     flops = 2 * size**3 * repeats
     return flops / clock.wall / 1e9, flops / clock.cpu / 1e9
 
@@ -196,13 +218,17 @@ def busy_core() -> Iterator[None]:
 
 
 class Trainer:
-    """One model, its optimizer and an endless stream of its batches."""
+    """One model on ``device``, its optimizer and an endless stream of its batches.
 
-    def __init__(self, setup: Setup, data: Sequences) -> None:
-        self.setup = setup
+    ``bf16`` is the training loop's own switch (``training.bf16``: autocast on CUDA only).
+    """
+
+    def __init__(self, setup: Setup, data: Sequences, device: torch.device = CPU,
+                 bf16: bool = False) -> None:
+        self.setup, self.device, self.bf16 = setup, device, bf16
         torch.manual_seed(0)
         self.model: SequentialRecommender = build_model(
-            setup.name, data.num_items, **setup.architecture).train()
+            setup.name, data.num_items, **setup.architecture).to(device).train()
         self.optimizer = make_optimizer(self.model, setup.config)
         self.batches = TrainingBatches(data, setup.config.objective, setup.n,
                                        negatives=setup.config.loss == "bce")
@@ -214,19 +240,23 @@ class Trainer:
             yield from self.batches.epoch(self.setup.config.batch_size, self.generator)
 
     def steps(self, count: int, trim: bool) -> tuple[int, float]:
-        """Train ``count`` steps; returns (sequences, mean width computed per sequence)."""
+        """Train ``count`` steps; returns (sequences, mean width computed per sequence).
+
+        Returns once the device has finished them, so a Clock around it times the steps.
+        """
         sequences, positions = 0, 0.0
         for _ in range(count):
             with torch.profiler.record_function("batch building"):
-                batch = next(self._stream)
+                batch = next(self._stream).to(self.device)
             if trim and self.model.ignores_leading_padding:
                 groups = trimming.length_groups(batch.inputs)
                 positions += sum(g.rows.numel() * g.width for g in groups)
             else:
                 positions += len(batch) * self.setup.n
             train_step(self.model, self.optimizer, batch, loss=self.setup.config.loss,
-                       trim_padding=trim)
+                       bf16=self.bf16, trim_padding=trim)
             sequences += len(batch)
+        synchronize(self.device)
         return sequences, positions / sequences
 
 
