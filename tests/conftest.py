@@ -38,7 +38,8 @@ def raw_frame(users, items, timestamps=None, ratings=None) -> pd.DataFrame:
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory) -> Path:
-    """The whole demo DAG, run once per session with ``--cores 1`` in a scratch copy.
+    """The whole demo DAG, run once per session in a scratch copy as ``make demo`` runs it
+    (``--cores 2``: two single-threaded jobs at a time; training and evaluation take both cores).
 
     Other runs (killed and resumed with ``--cores 8``, submitted through SLURM) are compared
     with it file by file.
@@ -46,6 +47,6 @@ def demo_run(tmp_path_factory) -> Path:
     from workflow_helpers import DEMO, copy_workflow, snakemake
 
     workdir = copy_workflow(tmp_path_factory.mktemp("demo"))
-    result = snakemake(workdir, "--cores", "1", *DEMO)
+    result = snakemake(workdir, "--cores", "2", *DEMO)
     assert result.returncode == 0, result.stderr[-4000:]
     return workdir

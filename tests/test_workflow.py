@@ -349,12 +349,18 @@ def test_a_deleted_intermediate_is_rebuilt_by_force_and_then_reruns_its_readers(
 def test_every_model_and_a_three_branch_hybrid_run_on_demo(demo_run, tmp_path):
     """config/demo-all.yaml on top of the finished two-branch demo: SASRec, Mamba4Rec and M2Rec
     train (M2Rec on the demo's item text), the hybrid reruns with three branches, and the two
-    branches' own rows are those of the two-branch run."""
+    branches' own rows are those of the two-branch run.
+
+    What runs is the DAG, not a study: the three added models train one epoch each and the
+    three-branch gate search has 20 trials (test.yaml, layered last)."""
     workdir = tmp_path / "run"
     shutil.copytree(demo_run, workdir, symlinks=True)
+    (workdir / "test.yaml").write_text(
+        "models:\n  sasrec: {epochs: 1}\n  mamba4rec: {epochs: 1}\n  m2rec: {epochs: 1}\n"
+        "gate_search: {trials: 20}\n")
     result = snakemake(workdir, "results/tables/table5.csv", "results/tables/table3.csv",
                        "--cores", "2", "--configfile", "config/demo.yaml",
-                       "config/demo-all.yaml")
+                       "config/demo-all.yaml", "test.yaml")
     assert result.returncode == 0, result.stderr[-4000:]
     table3 = pd.read_csv(workdir / "results/tables/table3.csv")
     assert set(table3["model"]) == {"linrec", "fmlp", "sasrec", "mamba4rec", "m2rec"}

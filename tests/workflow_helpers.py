@@ -68,3 +68,13 @@ def result_digests(workdir: Path) -> dict[str, str]:
     root = workdir / "results"
     return {str(path.relative_to(root)): _digest(path)
             for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def assert_results_match(run: Path, reference: Path) -> set[str]:
+    """Every result file ``run`` wrote is in ``reference``, with the same digest (a run of part of
+    the DAG against a whole one); the paths compared, for the caller to check what they cover."""
+    ours, theirs = result_digests(run), result_digests(reference)
+    assert set(ours) <= set(theirs), sorted(set(ours) - set(theirs))
+    differing = sorted(path for path in ours if ours[path] != theirs[path])
+    assert not differing, differing
+    return set(ours)
