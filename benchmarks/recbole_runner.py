@@ -147,8 +147,9 @@ def main() -> None:
         print(f"recbole epoch {epoch + 1}: {epochs[-1]['seconds']:.1f} s, "
               f"loss {epochs[-1]['loss']:.4f}", flush=True)
     own = trainer.evaluate(valid_data, load_best_model=False, show_progress=False)
-    np.savez(args.out.with_suffix(".npz"),
-             **validation_states(model, valid_data.dataset, valid_data, args.max_len))
+    states: dict[str, Any] = validation_states(model, valid_data.dataset, valid_data,
+                                               args.max_len)
+    np.savez(args.out.with_suffix(".npz"), **states)
     import recbole
 
     report = {
