@@ -2,6 +2,10 @@
 
     python benchmarks/training_throughput.py --model linrec|fmlp|sasrec|all [--steps 10]
         [--rounds 3] [--threads N] [--group-cost C] [--profile] [--runtime-ab] [--busy]
+    python benchmarks/training_throughput.py --model linrec,fmlp,mamba4rec,m2rec \
+        --lengths 50,100,200,400 --hidden 64 --batch 256 --loss ce --threads 1 --steps 2
+    python benchmarks/training_throughput.py --model mamba4rec,m2rec --measure \
+        --train-parquet results/data/ml-100k/split/train.parquet --threads 1 --steps 3
 
 Settings come from ``config/config.yaml`` (``models.<name>``, resolved for Beauty): LinRec and
 SASRec d 64, N 50, 8 heads, batch 2048, softmax CE over the catalogue; FMLP-Rec d 64, N 50,
@@ -24,6 +28,13 @@ a large (2048^3) sgemm, and the FFN's own matmul shapes (batch x N rows, forward
 ``--runtime-ab``: child processes with the old and new CPU runtime settings (OpenMP wait policy,
 MKL strict CNR, glibc heap reuse), idle and with one core kept busy by a spinning process this
 script starts and stops. ``--busy``: time the A/B itself with that spinning process running.
+
+``--lengths``: throughput and peak memory against the window length N. One child process per
+(model, N), so that each setting's peak resident memory (``ru_maxrss``) is its own; every row on
+the full N-wide window (no trimming), the settings given by ``--hidden``, ``--batch`` and
+``--loss`` replacing the config's. ``--measure``: one such child per model at the config's
+settings on the real training path (trimmed where the model allows), with the seconds an epoch
+of ``--train-parquet``'s prefixes (a preprocessed ``split/train.parquet``) takes at that rate.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import argparse
 import json
 import math
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -39,7 +51,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +138,36 @@ def official_setup(name: str) -> Setup:
 
 # Models whose FLOPs forward_flops counts (the Mamba models' scan is not counted).
 FLOP_COUNTED = ("fmlp", "linrec", "sasrec")
+
+# the width of the item text vectors of text-aware models: text.encoder's default (tfidf, 64)
+TEXT_DIM = 64
+
+
+def chosen_setup(name: str, args: argparse.Namespace) -> Setup:
+    """The config's settings for Beauty, with --max-len, --hidden, --batch and --loss in force
+    where given; a text-aware model gets TEXT_DIM-wide item text, as the text stage gives it."""
+    setup = official_setup(name)
+    architecture = dict(setup.architecture)
+    if MODELS[name].needs_item_text:
+        architecture["text_dim"] = TEXT_DIM
+    for key, value in (("max_len", args.max_len), ("hidden_size", args.hidden)):
+        if value is not None:
+            architecture[key] = value
+    config = setup.config
+    if args.batch is not None:
+        config = replace(config, batch_size=args.batch)
+    if args.loss is not None:
+        config = replace(config, loss=args.loss)
+    return Setup(name, architecture, config)
+
+
+def train_parquet_part(path: Path) -> tuple[Sequences, str]:
+    """The training part of a preprocessed dataset (results/data/{dataset}/split/train.parquet)."""
+    import pyarrow.parquet as pq
+
+    items = pq.read_table(path, columns=["items"]).column("items")
+    num_items = pq.read_metadata(path.parent.parent / "item_ids.parquet").num_rows
+    return Sequences.from_arrow(items, num_items), str(path)
 
 
 def forward_flops(setup: Setup, width: float, num_items: int) -> dict[str, float]:
@@ -451,9 +493,68 @@ def runtime_ab(args: argparse.Namespace, models: list[str]) -> None:
             print(f"| {model} | {name} | {alone:.0f} | {shared:.0f} | {alone / shared:.2f}x |")
 
 
+def max_rss_mib() -> float:
+    """This process's peak resident memory so far, MiB (Linux reports ru_maxrss in KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(setup: Setup, data: Sequences, args: argparse.Namespace) -> dict[str, Any]:
+    """Training rate of one setting (median over --rounds of --steps steps, after --warmup),
+    the peak resident memory before the first step and after the last, and the seconds one
+    epoch of ``data``'s samples takes at the CPU-time rate. ``--full-window``: no trimming."""
+    rss_setup = max_rss_mib()
+    trainer = Trainer(setup, data)
+    trim = not args.full_window
+    trainer.steps(args.warmup, trim)
+    walls, cpus = [], []
+    for _ in range(args.rounds):
+        with Clock() as clock:
+            sequences, width = trainer.steps(args.steps, trim)
+        walls.append(sequences / clock.wall)
+        cpus.append(sequences / clock.cpu)
+    samples = len(trainer.batches)
+    seq_per_cpu_s = statistics.median(cpus)
+    return {"model": setup.name, "max_len": setup.n, "hidden": setup.d,
+            "batch": setup.config.batch_size, "loss": setup.config.loss,
+            "threads": torch.get_num_threads(), "width": width,
+            "seq_s": statistics.median(walls), "seq_per_cpu_s": seq_per_cpu_s,
+            "rss_setup_mib": rss_setup, "peak_rss_mib": max_rss_mib(),
+            "parameters": sum(p.numel() for p in trainer.model.parameters()),
+            "samples_per_epoch": samples, "epoch_cpu_s": samples / seq_per_cpu_s}
+
+
+def child_measure(args: argparse.Namespace, model: str, max_len: int | None) -> dict[str, Any]:
+    """:func:`measure` in a fresh child process (its own peak memory); its JSON result."""
+    command = [sys.executable, __file__, "--child", "--measure", "--json", "--model", model,
+               "--steps", str(args.steps), "--rounds", str(args.rounds),
+               "--warmup", str(args.warmup), "--threads", str(args.threads)]
+    for flag, value in (("--max-len", max_len), ("--hidden", args.hidden),
+                        ("--batch", args.batch), ("--loss", args.loss),
+                        ("--train-parquet", args.train_parquet)):
+        if value is not None:
+            command += [flag, str(value)]
+    command += ["--synthetic"] if args.synthetic else []
+    command += ["--full-window"] if args.full_window else []
+    out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def print_measures(results: list[dict[str, Any]]) -> None:
+    print("| model | N | d | batch | loss | threads | parameters | seq/s wall | seq per CPU-s "
+          "| peak RSS MiB (before the model) | samples per epoch | epoch, CPU-s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['model']} | {r['max_len']} | {r['hidden']} | {r['batch']} | {r['loss']} "
+              f"| {r['threads']} | {r['parameters']:,} | {r['seq_s']:.0f} "
+              f"| {r['seq_per_cpu_s']:.0f} | {r['peak_rss_mib']:,.0f} "
+              f"({r['rss_setup_mib']:,.0f}) | {r['samples_per_epoch']:,} "
+              f"| {r['epoch_cpu_s']:,.0f} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="all", choices=[*sorted(MODELS), "all"])
+    parser.add_argument("--model", default="all",
+                        help=f"all, or comma-separated names of {sorted(MODELS)}")
     parser.add_argument("--steps", type=int, default=10, help="timed steps per path and round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=3)
@@ -465,6 +566,16 @@ def main() -> int:
     parser.add_argument("--busy", action="store_true", help="one spinning process beside")
     parser.add_argument("--runtime-ab", action="store_true")
     parser.add_argument("--json", action="store_true", help="one JSON line per model")
+    parser.add_argument("--lengths", help="comma-separated N: throughput and peak memory vs N")
+    parser.add_argument("--measure", action="store_true",
+                        help="rate, peak memory and epoch seconds per model (a child each)")
+    parser.add_argument("--max-len", type=int, help="N instead of the config's")
+    parser.add_argument("--hidden", type=int, help="d instead of the config's")
+    parser.add_argument("--batch", type=int, help="batch size instead of the config's")
+    parser.add_argument("--loss", choices=["ce", "bce"], help="loss instead of the config's")
+    parser.add_argument("--full-window", action="store_true", help="never trim padding")
+    parser.add_argument("--train-parquet", type=Path,
+                        help="a preprocessed split/train.parquet instead of Beauty.txt")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--reuse-freed-memory", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -472,12 +583,29 @@ def main() -> int:
         reuse_freed_memory()
     torch.set_num_threads(args.threads)
     trimming.GROUP_COST = args.group_cost
-    models = sorted(MODELS) if args.model == "all" else [args.model]
+    models = sorted(MODELS) if args.model == "all" else args.model.split(",")
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown:
+        parser.error(f"--model: unknown {unknown}; registered: {sorted(MODELS)}")
     if args.runtime_ab:
         runtime_ab(args, models)
         return 0
-    data, source = (beauty_training_part(BEAUTY) if BEAUTY.exists() and not args.synthetic
-                    else synthetic_training_part())
+    if (args.lengths or args.measure) and not args.child:
+        print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+              f"{args.rounds} rounds of {args.steps} steps after {args.warmup} per setting, "
+              f"one child process each; data: {args.train_parquet or 'Beauty.txt'}")
+        lengths = [int(n) for n in args.lengths.split(",")] if args.lengths else [None]
+        print_measures([child_measure(args, model, n) for model in models for n in lengths])
+        print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
+        return 0
+    if args.train_parquet is not None:
+        data, source = train_parquet_part(args.train_parquet)
+    else:
+        data, source = (beauty_training_part(BEAUTY) if BEAUTY.exists() and not args.synthetic
+                        else synthetic_training_part())
+    if args.measure:  # a child of --lengths or --measure
+        print(json.dumps(measure(chosen_setup(models[0], args), data, args)))
+        return 0
     if not args.json:
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
               f"({os.cpu_count()} CPUs); runtime "

@@ -32,10 +32,15 @@ def check_config(config: Mapping[str, Any]) -> None:
         for dataset in entry.get("per_dataset", {}):
             _check_declared(f"models.{name}.per_dataset.{dataset}", dataset, datasets, "dataset")
     _check_branches(config)
+    ablation_models = _check_ablations(config)
     from hybridrec.training.settings import check_model_settings  # imports torch: only here
 
-    check_model_settings(models, selected, list(config["run"]["datasets"]))
+    check_model_settings(models, list(dict.fromkeys([*selected, *ablation_models])),
+                         list(config["run"]["datasets"]))
     _check_hybrid(config["hybrid"])
+    from hybridrec.variants import check_variants
+
+    check_variants(config)
 
 
 def _check_declared(key: str, name: str, declared: Collection[str], kind: str) -> None:
@@ -84,6 +89,31 @@ def _check_branches(config: Mapping[str, Any]) -> None:
             f"gate_search.shards: {search['shards']} shards for {search['trials']} trials "
             f"(gate_search.trials) would leave {search['shards'] - search['trials']} of them "
             "empty; set gate_search.shards to at most gate_search.trials")
+
+
+def _check_ablations(config: Mapping[str, Any]) -> list[str]:
+    """The `ablations` block's names (see hybridrec.variants); returns the declared models it
+    trains (variants' bases and baselines), whose settings are then checked like run.models'."""
+    block = config.get("ablations")
+    if not block:
+        return []
+    models = config["models"]
+    used = []
+    for name, entry in block["variants"].items():
+        if name in models:
+            raise ConfigError(f"ablations.variants.{name}: the name of a declared model; a "
+                              f"variant needs its own (its runs are named {name}.s<seed>)")
+        _check_declared(f"ablations.variants.{name}.model", entry["model"], models, "model")
+        used.append(entry["model"])
+    for i, name in enumerate(block["baselines"]):
+        _check_declared(f"ablations.baselines[{i}]", name, models, "model")
+        used.append(name)
+    reported = config["evaluation"]["protocols"]
+    for i, protocol in enumerate(block["protocols"]):
+        if protocol not in reported:
+            raise ConfigError(f"ablations.protocols[{i}]: {protocol!r} is not among "
+                              f"evaluation.protocols {reported}, the protocols metrics hold")
+    return used
 
 
 def _check_item_text(key: str, ds: Mapping[str, Any]) -> None:

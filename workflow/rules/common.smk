@@ -7,15 +7,20 @@ from snakemake.utils import validate
 
 from hybridrec.codehash import code_hash
 from hybridrec.config import check_config
+from hybridrec.variants import variant_runs
 
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
+
+# the ablations block's variant x seed runs by name (<variant>.s<seed>; none without the block):
+# {model} values beside the declared models (hybridrec.variants)
+VARIANT_RUNS = {run.name: run for run in variant_runs(config)}
 
 
 wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     split="valid|test",
-    model="|".join(map(re.escape, config["models"])),
+    model="|".join(map(re.escape, [*config["models"], *VARIANT_RUNS])),
     protocol="full|uniform99|pop100|paper",
 
 
@@ -52,8 +57,20 @@ def script_code(script):
 
 
 def model_script_code(script):
-    """As script_code, with the module of the job's own model (and no other model's)."""
-    return lambda wildcards: code_hash(SCRIPTS / f"{script}.py", wildcards.model)
+    """As script_code, with the module of the job's own model (and no other model's; a
+    variant run's is its base model's)."""
+    return lambda wildcards: code_hash(SCRIPTS / f"{script}.py", base_model(wildcards.model))
+
+
+def base_model(model):
+    """The declared model a {model} value trains: itself, or a variant run's base."""
+    return VARIANT_RUNS[model].model if model in VARIANT_RUNS else model
+
+
+def training_seed(wildcards):
+    """The seed a {model} value trains with: the master seed, or a variant run's own."""
+    run = VARIANT_RUNS.get(wildcards.model)
+    return config["seed"] if run is None else run.seed
 
 
 def dataset_config(wildcards):
@@ -144,11 +161,15 @@ def text_encoder():
 
 
 def model_settings(wildcards):
-    """Architecture and training settings of one model on one dataset (reruns on change)."""
+    """Architecture and training settings of one model on one dataset (reruns on change); a
+    variant run's are its base model's with the variant's overrides, named after the base."""
     from dataclasses import asdict
 
     from hybridrec.training.settings import resolve_settings
+    from hybridrec.variants import resolve_run
 
+    if wildcards.model in VARIANT_RUNS:
+        return asdict(resolve_run(config, VARIANT_RUNS[wildcards.model], wildcards.dataset))
     entry = config["models"][wildcards.model]
     return asdict(resolve_settings(wildcards.model, entry, wildcards.dataset))
 
@@ -158,7 +179,7 @@ def item_text_embeddings(wildcards):
     from hybridrec.models import MODELS
 
     architecture = model_settings(wildcards)["architecture"]
-    if MODELS[wildcards.model].needs_item_text and architecture.get("text", True):
+    if MODELS[base_model(wildcards.model)].needs_item_text and architecture.get("text", True):
         return f"results/text/{wildcards.dataset}/item_embeddings.parquet"
     return []
 
@@ -200,6 +221,41 @@ TABLE_CAPTIONS = {
 }
 
 
+def ablations():
+    """The `ablations` block; the ablation table needs one."""
+    from hybridrec.errors import ConfigError
+
+    if not config.get("ablations"):
+        raise ConfigError("ablations: not declared, so no results/tables/ablation/ table can be "
+                          "made (see workflow/schemas/config.schema.yaml, `ablations`)")
+    return config["ablations"]
+
+
+def ablation_rows(wildcards):
+    """The ablation table's rows: each variant (its runs, one per seed, and the overrides that
+    change its base model on this dataset), then each baseline (its own single run)."""
+    from hybridrec.variants import effective_overrides, overrides
+
+    block = ablations()
+    rows = []
+    for variant, entry in block["variants"].items():
+        model = entry["model"]
+        changed = effective_overrides(model, config["models"][model],
+                                      overrides(config, variant), wildcards.dataset)
+        runs = [run for run in VARIANT_RUNS.values() if run.variant == variant]
+        rows.append({"name": variant, "model": model, "overrides": changed,
+                     "seeds": [run.seed for run in runs], "runs": [run.name for run in runs]})
+    rows += [{"name": model, "model": model, "overrides": {}, "seeds": [config["seed"]],
+              "runs": [model]} for model in block["baselines"]]
+    return rows
+
+
+def ablation_metrics(wildcards):
+    """The metrics files of every run the ablation table lists."""
+    return [f"results/metrics/{wildcards.dataset}/{run}.json"
+            for row in ablation_rows(wildcards) for run in row["runs"]]
+
+
 def bundle_figures(wildcards):
     """The figures a dataset's results bundle publishes: learning curves and the hybrid's."""
     return [
@@ -212,7 +268,10 @@ def bundle_figures(wildcards):
 
 
 def all_targets():
+    ablation_tables = (expand("results/tables/ablation/{dataset}.csv", dataset=DATASETS)
+                       if config.get("ablations") else [])
     return [
+        *ablation_tables,
         "results/report/tables.html",
         "results/report/config.html",
         "results/tables/table4.csv",

@@ -1,4 +1,5 @@
-# Per-model training, evaluation under every protocol, top-k export, learning curves, Tables I-III.
+# Per-model training, evaluation under every protocol, top-k export, learning curves, Tables I-III,
+# the ablation table (variants of a model under several seeds: hybridrec.variants).
 
 
 rule train:
@@ -13,7 +14,7 @@ rule train:
     params:
         root=lambda w: f"results/data/{w.dataset}",
         settings=model_settings,
-        seed=config["seed"],
+        seed=training_seed,
         device=config["training"]["device"],
         bf16=config["training"]["bf16"],
         threads=config["training"]["threads"],
@@ -130,3 +131,31 @@ rule model_tables:
         mem_mb=1000,
     script:
         "../scripts/model_tables.py"
+
+
+rule ablation_table:
+    input:
+        metrics=ablation_metrics,
+    output:
+        table=report(
+            "results/tables/ablation/{dataset}.csv",
+            caption="../report/ablation.rst",
+            category="Tables",
+            labels={"table": "ablation", "dataset": "{dataset}"},
+        ),
+        markdown="results/tables/ablation/{dataset}.md",
+    params:
+        rows=ablation_rows,
+        protocols=lambda w: ablations()["protocols"],
+        code=script_code("ablation_table"),
+    log:
+        "logs/tables/ablation_{dataset}.log",
+    benchmark:
+        "benchmarks/out/tables/ablation_{dataset}.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/ablation_table.py"
