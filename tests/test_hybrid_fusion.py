@@ -164,6 +164,22 @@ def test_score_fusion_of_top_k_lists_is_exact_wherever_certified() -> None:
     np.testing.assert_array_equal(fuse_scores(lists, scores, weights, top_n=10), truth)
 
 
+def test_score_fusion_in_blocks_of_users_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eq. 14 runs in blocks of users (memory); every user's result is that of one block."""
+    log_p = _catalogue_scores(50, 120, seed=3)
+    weights = np.random.default_rng(2).dirichlet([1.0, 1.0], size=50)
+    lists, scores = _top_k(log_p, 20)
+    lists[3, 1, 15:], scores[3, 1, 15:] = PAD, np.nan  # a short list
+    whole = fuse_scores(lists, scores, weights, top_n=10)
+    exact = score_fusion_exact(lists, scores, weights, top_n=10)
+    import hybridrec.hybrid.fusion as fusion
+
+    monkeypatch.setattr(fusion, "_user_blocks", lambda n_users, cells: [
+        slice(first, first + 7) for first in range(0, max(n_users, 1), 7)])
+    np.testing.assert_array_equal(fuse_scores(lists, scores, weights, top_n=10), whole)
+    np.testing.assert_array_equal(score_fusion_exact(lists, scores, weights, top_n=10), exact)
+
+
 def test_score_fusion_certificate_refuses_what_it_cannot_know() -> None:
     lists = np.array([[[10, 11, 12], [12, 13, PAD]]])
     scores = np.log(np.array([[[0.5, 0.3, 0.1], [0.6, 0.2, 1.0]]]))

@@ -55,25 +55,49 @@ def aligned_protocols(path: str | Path) -> dict[str, str]:
     return dict(json.loads(metadata[b"protocols"]))
 
 
-def read_aligned(path: str | Path, branches: Sequence[str]) -> AlignedLists:
-    """Rebuild AlignedLists (shared item ids) from :func:`aligned_table`'s file."""
-    table = pq.read_table(path)
-    missing = [f"{b}_items" for b in branches if f"{b}_items" not in table.column_names]
+def read_aligned(path: str | Path, branches: Sequence[str],
+                 depth: int | None = None) -> AlignedLists:
+    """Rebuild AlignedLists (shared item ids) from :func:`aligned_table`'s file.
+
+    ``depth`` keeps only the first ``depth`` entries of every list (the rank-level stages read
+    the top 10 of exports 100 or more deep); the shared ids then number only the items kept.
+    """
+    columns = ["user", "target", *(f"{b}_{part}" for b in branches for part in ("items", "scores"))]
+    present = pq.read_schema(path).names
+    missing = [f"{b}_items" for b in branches if f"{b}_items" not in present]
     if missing:
         raise HybridrecError(f"{path}: no column(s) {missing}; was it aligned with other branches?")
+    table = pq.read_table(path, columns=columns)
     users = table.column("user").to_numpy(zero_copy_only=False)
     targets = table.column("target").to_numpy(zero_copy_only=False)
-    flat = {b: table.column(f"{b}_items").combine_chunks() for b in branches}
-    vocabulary = np.unique(np.concatenate(
-        [targets, *(flat[b].flatten().to_numpy(zero_copy_only=False) for b in branches)]))
-    k = max(int(np.diff(flat[b].offsets.to_numpy()).max(initial=0)) for b in branches)
+    heads = {b: _list_head(table.column(f"{b}_items").combine_chunks(),
+                           table.column(f"{b}_scores").combine_chunks(), depth)
+             for b in branches}
+    del table
+    vocabulary = np.unique(np.concatenate([targets, *(heads[b][0] for b in branches)]))
+    k = max(int(np.diff(heads[b][2]).max(initial=0)) for b in branches)
     lists = np.full((len(users), len(branches), k), PAD, dtype=np.int64)
     scores = np.full((len(users), len(branches), k), np.nan)
     for b, branch in enumerate(branches):
-        items = flat[branch].flatten().to_numpy(zero_copy_only=False)
-        scores_flat = table.column(f"{branch}_scores").combine_chunks().flatten().to_numpy(
-            zero_copy_only=False)
+        items, scores_flat, offsets = heads.pop(branch)
         lists[:, b], scores[:, b] = pad_lists(np.searchsorted(vocabulary, items), scores_flat,
-                                              flat[branch].offsets.to_numpy().astype(np.int64), k)
+                                              offsets, k)
     return AlignedLists(tuple(branches), users, vocabulary, lists, scores,
                         np.searchsorted(vocabulary, targets).astype(np.int64))
+
+
+def _list_head(items: pa.ListArray, scores: pa.ListArray,
+               depth: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat items, flat scores and int64 offsets of the lists' first ``depth`` entries (all
+    entries for None)."""
+    offsets = items.offsets.to_numpy().astype(np.int64)
+    offsets -= offsets[0]  # flatten() starts at the first list's values
+    flat_items = items.flatten().to_numpy(zero_copy_only=False)
+    flat_scores = scores.flatten().to_numpy(zero_copy_only=False)
+    if depth is None:
+        return flat_items, flat_scores, offsets
+    kept = np.minimum(np.diff(offsets), depth)
+    head_offsets = np.zeros(len(kept) + 1, dtype=np.int64)
+    np.cumsum(kept, out=head_offsets[1:])
+    take = np.repeat(offsets[:-1] - head_offsets[:-1], kept) + np.arange(head_offsets[-1])
+    return flat_items[take], flat_scores[take], head_offsets

@@ -232,7 +232,10 @@ def fuse_scores(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, top_
     """
     if missing not in ("min", "zero"):
         raise ValueError(f"missing must be 'min' or 'zero', got {missing!r}")
-    return _score_fusion(lists, scores, weights, top_n, missing).ranked
+    weights = as_branch_weights(weights, lists.shape[1])
+    return np.concatenate([_score_fusion(lists[rows], scores[rows], weights[rows], top_n,
+                                         missing).ranked
+                           for rows in _user_blocks(lists.shape[0], int(np.prod(lists.shape[1:])))])
 
 
 def score_fusion_exact(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, top_n: int,
@@ -247,11 +250,27 @@ def score_fusion_exact(lists: np.ndarray, scores: np.ndarray, weights: np.ndarra
     after it, listed or not: then its true score is at least theirs, and both the set and the
     order are Eq. 14's. Ties at a bound count as exact.
     """
+    weights = as_branch_weights(weights, lists.shape[1])
+    return np.concatenate([_exact_block(lists[rows], scores[rows], weights[rows], top_n,
+                                        lists_complete)
+                           for rows in _user_blocks(lists.shape[0], int(np.prod(lists.shape[1:])))])
+
+
+def _user_blocks(n_users: int, cells_per_user: int, budget: int = 1 << 18) -> list[slice]:
+    """Consecutive blocks of users, each with about ``budget`` list entries (at least one
+    block, empty for no users): Eq. 14's (users, candidates, branches) arrays stay a few tens
+    of MB whatever the users, and every user's result depends on that user's lists only."""
+    per_block = max(1, budget // max(cells_per_user, 1))
+    return [slice(first, first + per_block) for first in range(0, max(n_users, 1), per_block)]
+
+
+def _exact_block(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, top_n: int,
+                 lists_complete: bool) -> np.ndarray:
+    """:func:`score_fusion_exact` for one block of users; ``weights`` (U, B)."""
     fused = _score_fusion(lists, scores, weights, top_n, "min")
     n_users = lists.shape[0]
     if n_users == 0:
         return np.zeros(0, dtype=bool)
-    weights = as_branch_weights(weights, lists.shape[1])
     selected = np.zeros(fused.upper.shape, dtype=bool)
     np.put_along_axis(selected, fused.order, fused.order_kept, axis=1)
     after = np.where(fused.keep & ~selected, fused.upper, -np.inf).max(axis=1, initial=-np.inf)
