@@ -139,9 +139,17 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=1)
     parser.add_argument("--trials", type=int, help="gate_search.trials (default: the config's)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/hybridrec-scale"))
+    parser.add_argument("--collect", action="store_true",
+                        help="run nothing: print the tables of the sizes already in --workdir")
     args = parser.parse_args()
-    tables = [run_size(args.workdir, n, args.items, args.cores, args.trials)
-              for n in args.users]
+    if args.collect:
+        tables = [rule_figures(args.workdir / f"{n}").assign(users=n) for n in args.users]
+        for n, table in zip(args.users, tables, strict=True):
+            print(f"\n## {n:,} users\n")
+            print(table.drop(columns="users").to_markdown(index=False, floatfmt=".1f"))
+    else:
+        tables = [run_size(args.workdir, n, args.items, args.cores, args.trials)
+                  for n in args.users]
     if len(tables) > 1:
         print("\n## Growth\n")
         print(growth(pd.concat(tables)).to_markdown(index=False, floatfmt=".1f"))
