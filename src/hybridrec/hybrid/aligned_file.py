@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hybridrec.errors import HybridrecError
-from hybridrec.hybrid.align import PAD, AlignedLists, pad_lists
+from hybridrec.hybrid.align import PAD, AlignedLists, JoinedBranches, pad_lists
 from hybridrec.io import write_table
 
 
@@ -41,10 +41,25 @@ def aligned_table(aligned: AlignedLists) -> pa.Table:
     return pa.table(columns)
 
 
-def write_aligned(aligned: AlignedLists, protocols: Mapping[str, str], path: str | Path) -> None:
-    """Write :func:`aligned_table` with each branch's export protocol in the metadata."""
-    write_table(aligned_table(aligned), path,
-                {"protocols": json.dumps(dict(protocols), sort_keys=True)})
+def joined_table(joined: JoinedBranches) -> pa.Table:
+    """The same table as :func:`aligned_table` of :func:`~hybridrec.hybrid.align.align_branches`
+    on the same exports, built from the joined lists as they are (no users x branches x k
+    arrays: the align job's memory stays about that of the exports)."""
+    columns: dict[str, pa.Array] = {"user": pa.array(joined.users),
+                                    "target": pa.array(joined.target)}
+    for branch, part in joined.parts.items():
+        offsets = pa.array(part.offsets.astype(np.int32))
+        columns[f"{branch}_items"] = pa.ListArray.from_arrays(offsets, pa.array(part.items))
+        columns[f"{branch}_scores"] = pa.ListArray.from_arrays(offsets, pa.array(part.scores))
+    return pa.table(columns)
+
+
+def write_aligned(aligned: AlignedLists | JoinedBranches, protocols: Mapping[str, str],
+                  path: str | Path) -> None:
+    """Write :func:`aligned_table` (or :func:`joined_table`) with each branch's export
+    protocol in the metadata."""
+    table = aligned_table(aligned) if isinstance(aligned, AlignedLists) else joined_table(aligned)
+    write_table(table, path, {"protocols": json.dumps(dict(protocols), sort_keys=True)})
 
 
 def aligned_protocols(path: str | Path) -> dict[str, str]:
