@@ -145,3 +145,15 @@ def test_the_align_job_writes_the_aligned_table_without_padded_arrays(two_branch
     table = joined_table(join_branches(*args))
     assert table.equals(aligned_table(align_branches(*args)))
     assert table.column("fmlp_items").to_pylist() == [[60, 50, 40], [30, 10], [10, 20, 30]]
+
+
+def test_pad_lists_full_and_ragged() -> None:
+    from hybridrec.hybrid.align import pad_lists
+
+    items, scores = np.arange(6), -np.arange(6, dtype=np.float64)
+    full = pad_lists(items, scores, np.array([0, 3, 6]), 3)  # every list full (no index arrays)
+    np.testing.assert_array_equal(full[0], [[0, 1, 2], [3, 4, 5]])
+    np.testing.assert_array_equal(full[1], [[0, -1, -2], [-3, -4, -5]])
+    ragged = pad_lists(items, scores, np.array([0, 2, 6]), 4)
+    np.testing.assert_array_equal(ragged[0], [[0, 1, PAD, PAD], [2, 3, 4, 5]])
+    np.testing.assert_array_equal(ragged[1][0, 2:], [np.nan, np.nan])

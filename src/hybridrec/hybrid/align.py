@@ -293,14 +293,22 @@ def _check_targets(users: np.ndarray, targets: Sequence[np.ndarray], branches: S
 def pad_lists(items: np.ndarray, scores: np.ndarray, offsets: np.ndarray,
               k: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR lists (flat items and scores, offsets) as (U, k) arrays padded with PAD and NaN."""
+    return (pad_column(items, offsets, k, PAD, np.int64),
+            pad_column(scores, offsets, k, np.nan, np.float64))
+
+
+def pad_column(values: np.ndarray, offsets: np.ndarray, k: int, fill: float,
+               dtype: type) -> np.ndarray:
+    """CSR lists (flat values, offsets) as a (U, k) array of ``dtype`` padded with ``fill``."""
     lengths = np.diff(offsets)
+    padded: np.ndarray = np.full((len(lengths), k), fill, dtype=dtype)
+    if len(lengths) and (lengths == k).all():  # every list full: no index arrays needed
+        padded[:] = values[offsets[0]:offsets[-1]].reshape(len(lengths), k)
+        return padded
     row = np.repeat(np.arange(len(lengths)), lengths)
     col = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
-    padded_items = np.full((len(lengths), k), PAD, dtype=np.int64)
-    padded_scores = np.full((len(lengths), k), np.nan, dtype=np.float64)
-    padded_items[row, col] = items
-    padded_scores[row, col] = scores
-    return padded_items, padded_scores
+    padded[row, col] = values
+    return padded
 
 
 def _first(values: np.ndarray | pd.Index) -> list[object]:

@@ -12,11 +12,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hybridrec.errors import HybridrecError
-from hybridrec.hybrid.align import PAD, AlignedLists, JoinedBranches, pad_lists
+from hybridrec.hybrid.align import PAD, AlignedLists, JoinedBranches, pad_column
 from hybridrec.io import write_table
 
 
@@ -76,43 +77,48 @@ def read_aligned(path: str | Path, branches: Sequence[str],
 
     ``depth`` keeps only the first ``depth`` entries of every list (the rank-level stages read
     the top 10 of exports 100 or more deep); the shared ids then number only the items kept.
+    One list column is decoded at a time, straight into the padded arrays: Parquet's list
+    decoding needs a few times a column's size while it runs (measured: 3.5x), so the whole
+    file at once would need several times the result (a million users' top-100 lists).
     """
-    columns = ["user", "target", *(f"{b}_{part}" for b in branches for part in ("items", "scores"))]
     present = pq.read_schema(path).names
     missing = [f"{b}_items" for b in branches if f"{b}_items" not in present]
     if missing:
         raise HybridrecError(f"{path}: no column(s) {missing}; was it aligned with other branches?")
-    table = pq.read_table(path, columns=columns)
-    users = table.column("user").to_numpy(zero_copy_only=False)
-    targets = table.column("target").to_numpy(zero_copy_only=False)
-    heads = {b: _list_head(table.column(f"{b}_items").combine_chunks(),
-                           table.column(f"{b}_scores").combine_chunks(), depth)
-             for b in branches}
-    del table
-    vocabulary = np.unique(np.concatenate([targets, *(heads[b][0] for b in branches)]))
-    k = max(int(np.diff(heads[b][2]).max(initial=0)) for b in branches)
+    ids = pq.read_table(path, columns=["user", "target"])
+    users = ids.column("user").to_numpy(zero_copy_only=False)
+    targets = ids.column("target").to_numpy(zero_copy_only=False)
+    distinct, k = [targets], 0
+    for branch in branches:  # first pass: the shared ids (sorted distinct) and the depth
+        items, offsets = _column_head(path, f"{branch}_items", depth)
+        distinct.append(pd.unique(items))
+        k = max(k, int(np.diff(offsets).max(initial=0)))
+    vocabulary = np.unique(np.concatenate(distinct))
     lists = np.full((len(users), len(branches), k), PAD, dtype=np.int64)
     scores = np.full((len(users), len(branches), k), np.nan)
     for b, branch in enumerate(branches):
-        items, scores_flat, offsets = heads.pop(branch)
-        lists[:, b], scores[:, b] = pad_lists(np.searchsorted(vocabulary, items), scores_flat,
-                                              offsets, k)
+        items, offsets = _column_head(path, f"{branch}_items", depth)
+        lists[:, b] = pad_column(np.searchsorted(vocabulary, items), offsets, k, PAD, np.int64)
+        del items
+        values, offsets = _column_head(path, f"{branch}_scores", depth)
+        scores[:, b] = pad_column(values, offsets, k, np.nan, np.float64)
+        del values
     return AlignedLists(tuple(branches), users, vocabulary, lists, scores,
                         np.searchsorted(vocabulary, targets).astype(np.int64))
 
 
-def _list_head(items: pa.ListArray, scores: pa.ListArray,
-               depth: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Flat items, flat scores and int64 offsets of the lists' first ``depth`` entries (all
-    entries for None)."""
-    offsets = items.offsets.to_numpy().astype(np.int64)
+def _column_head(path: str | Path, column: str,
+                 depth: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Flat values and int64 offsets of one list column's first ``depth`` entries per row
+    (every entry for None)."""
+    lists = pq.read_table(path, columns=[column]).column(column).combine_chunks()
+    offsets = lists.offsets.to_numpy().astype(np.int64)
     offsets -= offsets[0]  # flatten() starts at the first list's values
-    flat_items = items.flatten().to_numpy(zero_copy_only=False)
-    flat_scores = scores.flatten().to_numpy(zero_copy_only=False)
+    values = lists.flatten().to_numpy(zero_copy_only=False)
     if depth is None:
-        return flat_items, flat_scores, offsets
+        return values, offsets
     kept = np.minimum(np.diff(offsets), depth)
     head_offsets = np.zeros(len(kept) + 1, dtype=np.int64)
     np.cumsum(kept, out=head_offsets[1:])
     take = np.repeat(offsets[:-1] - head_offsets[:-1], kept) + np.arange(head_offsets[-1])
-    return flat_items[take], flat_scores[take], head_offsets
+    return values[take], head_offsets
