@@ -11,9 +11,10 @@ to learn: a branch's logit of an item is its log popularity plus Gumbel noise of
 target is placed at a rank drawn log-normally from a latent difficulty the branches share (so
 some users are hit by both, some by one, most by neither under full ranking, as in Table VI).
 
-- ``full``: each user's lists are drawn from a shared pool of ``k + 50`` distinct items outside
-  the user's whole sequence (popularity-weighted, by the package's candidate sampler), each
-  branch ordering the pool by its own logits; the target enters at its rank when that is <= k.
+- ``full``: each user's lists come from a pool both branches share, the 100 popularity-drawn
+  items outside the user's sequence of ``candidates/{split}.pop100.parquet`` (full ranking's
+  top lists favour popular items), each branch ordering the pool by its own logits; the target
+  enters at its rank when that is <= k (k <= 100).
 - ``uniform99``: the target and the 99 negatives of ``candidates/{split}.uniform99.parquet``,
   ordered by each branch's logits with the target at its rank (1..100).
 
@@ -33,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-from hybridrec.data.candidates import Protocol, sample_negatives
 from hybridrec.data.store import (
     candidate_files,
     dataset_files,
@@ -47,7 +47,6 @@ from hybridrec.export import write_predictions
 BRANCHES = {"linrec": 2.6, "fmlp": 2.4}  # branch -> mean log target rank under full ranking
 SAMPLED_SHIFT = -1.9  # the same ranks among 100 candidates: e^-1.9 ~ 1/7 of the full rank
 NOISE = 1.0  # Gumbel scale of a branch's logits
-POOL_EXTRA = 50  # items of a user's full-ranking pool beyond k
 BLOCK = 1 << 16  # users per block of the list building
 
 
@@ -94,6 +93,8 @@ def ranked_lists(rng: np.random.Generator, log_popularity: np.ndarray, pool: np.
 
 
 def write_exports(root: Path, dataset: str, out: Path, k: int, seed: int) -> None:
+    if not 1 <= k <= 100:
+        raise ValueError(f"k must be in 1..100 (the pool of 100 items), got {k}")
     files = dataset_files(root)
     data = read_interactions(files)
     n_items = len(data.item_ids)
@@ -103,8 +104,7 @@ def write_exports(root: Path, dataset: str, out: Path, k: int, seed: int) -> Non
         assert arrays.targets is not None
         targets = arrays.targets.astype(np.int64)
         stream = zlib.crc32(split.encode())
-        pool = sample_negatives(data, Protocol("pool", k + POOL_EXTRA, by_popularity=True),
-                                np.random.default_rng([seed, stream, 0])).astype(np.int64)
+        pool = read_negatives(candidate_files(root, "pop100")[split])
         negatives = read_negatives(candidate_files(root, "uniform99")[split])
         ranks = target_ranks(np.random.default_rng([seed, stream, 1]), len(targets))
         for b, branch in enumerate(BRANCHES):
