@@ -39,7 +39,8 @@ HYBRID_RULES = ("align", "features", "shap", "gate_search_shard", "gate_search_g
                 "fusion", "hybrid_tables")
 
 
-def prepare(workdir: Path, users: int, items: int, trials: int | None) -> list[str]:
+def prepare(workdir: Path, users: int, items: int, trials: int | None,
+            protocols: list[str]) -> list[str]:
     """A fresh copy of the workflow in ``workdir``; returns the config-file arguments."""
     if workdir.exists():
         shutil.rmtree(workdir)
@@ -48,7 +49,8 @@ def prepare(workdir: Path, users: int, items: int, trials: int | None) -> list[s
         source = REPO / name
         copy = shutil.copytree if source.is_dir() else shutil.copy
         copy(source, workdir / name)
-    size = {"datasets": {DATASET: {"demo": {"users": users, "items": items}}}}
+    size: dict = {"datasets": {DATASET: {"demo": {"users": users, "items": items}}},
+                  "hybrid": {"protocols": protocols}}
     if trials is not None:
         size["gate_search"] = {"trials": trials}
     (workdir / "size.yaml").write_text(yaml.safe_dump(size))
@@ -96,16 +98,17 @@ HYBRID_FILES = (("align", "align"), ("features", "features"), ("shap", "shap"),
                 ("fusion", "fusion"))
 
 
-def run_size(root: Path, users: int, items: int, cores: int, trials: int | None) -> pd.DataFrame:
+def run_size(root: Path, users: int, items: int, cores: int, trials: int | None,
+             protocols: list[str]) -> pd.DataFrame:
     workdir = root / f"{users}"
-    config = prepare(workdir, users, items, trials)
+    config = prepare(workdir, users, items, trials, protocols)
     data = f"results/data/{DATASET}"
     wall = {"data": snakemake(workdir, config, [f"{data}/stats.json", *(
         f"{data}/candidates/{split}.{protocol}.parquet"
         for protocol in SAMPLED for split in ("valid", "test"))], cores)}
     wall["exports"] = timed(["/usr/bin/time", "-f", "%e %M", "-o", "exports.time",
                              sys.executable, str(EXPORTER), data, "--dataset", DATASET], workdir)
-    targets = [f"results/hybrid/{DATASET}/{p}/evaluation.json" for p in ("full", "uniform99")]
+    targets = [f"results/hybrid/{DATASET}/{p}/evaluation.json" for p in protocols]
     wall["hybrid"] = snakemake(workdir, config, [*targets, "results/tables/table5.csv"], cores,
                                allowed=("preprocess", "candidates", *HYBRID_RULES))
     figures = rule_figures(workdir)
@@ -138,6 +141,8 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=100_000)
     parser.add_argument("--cores", type=int, default=1)
     parser.add_argument("--trials", type=int, help="gate_search.trials (default: the config's)")
+    parser.add_argument("--protocols", nargs="+", default=["full", "uniform99"],
+                        choices=["full", "uniform99"], help="hybrid.protocols")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/hybridrec-scale"))
     parser.add_argument("--collect", action="store_true",
                         help="run nothing: print the tables of the sizes already in --workdir")
@@ -148,8 +153,8 @@ def main() -> None:
             print(f"\n## {n:,} users\n")
             print(table.drop(columns="users").to_markdown(index=False, floatfmt=".1f"))
     else:
-        tables = [run_size(args.workdir, n, args.items, args.cores, args.trials)
-                  for n in args.users]
+        tables = [run_size(args.workdir, n, args.items, args.cores, args.trials,
+                           args.protocols) for n in args.users]
     if len(tables) > 1:
         print("\n## Growth\n")
         print(growth(pd.concat(tables)).to_markdown(index=False, floatfmt=".1f"))
