@@ -99,27 +99,29 @@ def write_exports(root: Path, dataset: str, out: Path, k: int, seed: int) -> Non
     data = read_interactions(files)
     n_items = len(data.item_ids)
     log_popularity = np.log1p(np.bincount(data.items, minlength=n_items + 1).astype(np.float64))
+    del data
     for split in ("valid", "test"):
         arrays = read_split(files[split])
         assert arrays.targets is not None
         targets = arrays.targets.astype(np.int64)
         stream = zlib.crc32(split.encode())
-        pool = read_negatives(candidate_files(root, "pop100")[split])
-        negatives = read_negatives(candidate_files(root, "uniform99")[split])
+        pool = read_negatives(candidate_files(root, "pop100")[split]).astype(np.int32)
+        negatives = read_negatives(candidate_files(root, "uniform99")[split]).astype(np.int32)
         ranks = target_ranks(np.random.default_rng([seed, stream, 1]), len(targets))
         for b, branch in enumerate(BRANCHES):
             rng = np.random.default_rng([seed, stream, 2 + b])
-            for protocol, lists in (
-                ("full", ranked_lists(rng, log_popularity, pool, targets, ranks[branch], k)),
-                ("uniform99", ranked_lists(
-                    rng, log_popularity, negatives, targets,
-                    np.minimum(ranks[branch] * np.exp(SAMPLED_SHIFT) + 1.0, 100.0),
-                    min(k, negatives.shape[1] + 1)))):
+            settings = {  # protocol -> pool, target rank, list length
+                "full": (pool, ranks[branch], k),
+                "uniform99": (negatives, np.minimum(ranks[branch] * np.exp(SAMPLED_SHIFT) + 1.0,
+                                                    100.0), min(k, negatives.shape[1] + 1))}
+            for protocol, (candidates, rank, depth) in settings.items():  # one list at a time
+                lists = ranked_lists(rng, log_popularity, candidates, targets, rank, depth)
                 write_predictions(out / branch / protocol / f"{split}.parquet", arrays.users,
                                   lists, targets, protocol=protocol, k=lists.k,
                                   user_ids_path=str(files["user_ids"]),
                                   item_ids_path=str(files["item_ids"]), model=branch,
                                   dataset=dataset, split=split)
+                del lists
 
 
 def main() -> None:
