@@ -120,18 +120,18 @@ def run_size(root: Path, users: int, items: int, cores: int, trials: int | None,
 
 
 def growth(table: pd.DataFrame) -> pd.DataFrame:
-    """Per rule (jobs summed for time, max for memory), each size, and largest / smallest."""
-    per_rule = table.groupby(["rule", "users"]).agg(s=("s", "sum"), rss=("max_rss_mb", "max"))
-    wide = per_rule.unstack("users")
+    """Per job run at every size: seconds and peak RSS at each, and largest / smallest."""
     sizes = sorted(table["users"].unique())
+    wide = table.pivot_table(index=["rule", "job"], columns="users", values=["s", "max_rss_mb"])
+    wide = wide.dropna()  # jobs of every size (a size may run fewer hybrid protocols)
     lo, hi = sizes[0], sizes[-1]
     out = pd.DataFrame(index=wide.index)
     for n in sizes:
         out[f"s @{n:,}"] = wide[("s", n)]
     for n in sizes:
-        out[f"MB @{n:,}"] = wide[("rss", n)]
+        out[f"MB @{n:,}"] = wide[("max_rss_mb", n)]
     out[f"time x (users x{hi / lo:g})"] = wide[("s", hi)] / wide[("s", lo)]
-    out["memory x"] = wide[("rss", hi)] / wide[("rss", lo)]
+    out["memory x"] = wide[("max_rss_mb", hi)] / wide[("max_rss_mb", lo)]
     return out.reset_index()
 
 
