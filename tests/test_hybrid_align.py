@@ -127,3 +127,33 @@ def test_align_sequences_orders_by_the_given_users() -> None:
     assert items.tolist() == [9, 9, 9, 7, 7] and offsets.tolist() == [0, 3, 5]
     with pytest.raises(HybridrecError, match=r"no input sequence for users \[40\]"):
         align_sequences(np.array([40]), split, users, "toy", "test")
+
+
+def test_the_align_job_writes_the_aligned_table_without_padded_arrays(two_branches) -> None:
+    """join_branches + joined_table (the job's path) give aligned_table's exact table, for
+    string ids in a branch's own user order and for integer ids numbered 1..n in order."""
+    from hybridrec.hybrid.align import join_branches
+    from hybridrec.hybrid.aligned_file import aligned_table, joined_table
+
+    args = (two_branches["exports"], two_branches["users"], two_branches["items"], "toy", "v")
+    assert joined_table(join_branches(*args)).equals(aligned_table(align_branches(*args)))
+    items = _mapping("item", [10, 20, 30, 40, 50, 60], [1, 2, 3, 4, 5, 6])
+    users = _mapping("user", [7, 8, 9], [1, 2, 3])
+    exports = {"linrec": _export([1, 2, 3], [[1, 2, 3], [4, 5, 6], [2, 3]], [1, 6, 5]),
+               "fmlp": _export([1, 2, 3], [[6, 5, 4], [3, 1], [1, 2, 3]], [1, 6, 5])}
+    args = (exports, {"linrec": users, "fmlp": users}, {"linrec": items, "fmlp": items})
+    table = joined_table(join_branches(*args))
+    assert table.equals(aligned_table(align_branches(*args)))
+    assert table.column("fmlp_items").to_pylist() == [[60, 50, 40], [30, 10], [10, 20, 30]]
+
+
+def test_pad_lists_full_and_ragged() -> None:
+    from hybridrec.hybrid.align import pad_lists
+
+    items, scores = np.arange(6), -np.arange(6, dtype=np.float64)
+    full = pad_lists(items, scores, np.array([0, 3, 6]), 3)  # every list full (no index arrays)
+    np.testing.assert_array_equal(full[0], [[0, 1, 2], [3, 4, 5]])
+    np.testing.assert_array_equal(full[1], [[0, -1, -2], [-3, -4, -5]])
+    ragged = pad_lists(items, scores, np.array([0, 2, 6]), 4)
+    np.testing.assert_array_equal(ragged[0], [[0, 1, PAD, PAD], [2, 3, 4, 5]])
+    np.testing.assert_array_equal(ragged[1][0, 2:], [np.nan, np.nan])

@@ -78,6 +78,9 @@ def test_paired_bootstrap() -> None:
     assert low < diff.mean() < high
     assert high - low == pytest.approx(2 * 1.96 / np.sqrt(2000), rel=0.15)
     assert (neg_low, neg_high) == pytest.approx((-high, -low))  # same resamples
+    # blocks of any size read the same resamples (memory stays flat in the users)
+    for block_cells in (1, 2000, 3 * 2000 + 7):
+        assert paired_bootstrap([diff, -diff], 1000, seed=4, block_cells=block_cells) == first
 
 
 def _brute_force_shapley(f, x: np.ndarray, background: np.ndarray) -> np.ndarray:

@@ -164,6 +164,52 @@ def test_score_fusion_of_top_k_lists_is_exact_wherever_certified() -> None:
     np.testing.assert_array_equal(fuse_scores(lists, scores, weights, top_n=10), truth)
 
 
+def test_score_fusion_in_blocks_of_users_is_the_same(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eq. 14 runs in blocks of users (memory); every user's result is that of one block."""
+    log_p = _catalogue_scores(50, 120, seed=3)
+    weights = np.random.default_rng(2).dirichlet([1.0, 1.0], size=50)
+    lists, scores = _top_k(log_p, 20)
+    lists[3, 1, 15:], scores[3, 1, 15:] = PAD, np.nan  # a short list
+    whole = fuse_scores(lists, scores, weights, top_n=10)
+    exact = score_fusion_exact(lists, scores, weights, top_n=10)
+    import hybridrec.hybrid.fusion as fusion
+
+    monkeypatch.setattr(fusion, "_user_blocks", lambda lists: [
+        slice(first, first + 7) for first in range(0, max(len(lists), 1), 7)])
+    np.testing.assert_array_equal(fuse_scores(lists, scores, weights, top_n=10), whole)
+    np.testing.assert_array_equal(score_fusion_exact(lists, scores, weights, top_n=10), exact)
+    both = fusion.fuse_scores_certified(lists, scores, weights, top_n=10)
+    np.testing.assert_array_equal(both[0], whole)
+    np.testing.assert_array_equal(both[1], exact)
+
+
+def test_score_fusion_lookup_matches_a_plain_reference() -> None:
+    """Each candidate's probability under every branch (the highest where a list repeats an
+    item), whether the branch lists it, and its first occurrence, against Python dicts."""
+    from hybridrec.hybrid.fusion import _lookup
+
+    rng = np.random.default_rng(5)
+    n_users, n_branches, k = 30, 3, 6
+    lists = rng.integers(1, 9, (n_users, n_branches, k))  # few items: many repeats
+    lists[:, :, 4:][rng.random((n_users, n_branches, 2)) < 0.5] = PAD
+    prob = np.where(lists == PAD, 0.0, rng.random(lists.shape))
+    candidates = lists.reshape(n_users, -1)
+    p_listed, listed, keep = _lookup(prob.reshape(n_users, -1), candidates, k)
+    for u in range(n_users):
+        best: dict[tuple[int, int], float] = {}
+        for b in range(n_branches):
+            for item, p in zip(lists[u, b], prob[u, b], strict=True):
+                if item != PAD:
+                    best[b, item] = max(best.get((b, item), 0.0), p)
+        seen: set[int] = set()
+        for c, item in enumerate(candidates[u]):
+            for b in range(n_branches):
+                assert listed[u, c, b] == ((b, item) in best)
+                assert p_listed[u, c, b] == best.get((b, item), 0.0)
+            assert keep[u, c] == (item != PAD and item not in seen)
+            seen.add(int(item))
+
+
 def test_score_fusion_certificate_refuses_what_it_cannot_know() -> None:
     lists = np.array([[[10, 11, 12], [12, 13, PAD]]])
     scores = np.log(np.array([[[0.5, 0.3, 0.1], [0.6, 0.2, 1.0]]]))

@@ -33,6 +33,24 @@ def test_aligned_lists_round_trip_through_parquet(tmp_path):
     np.testing.assert_array_equal(back.users, aligned.users)
 
 
+def test_aligned_lists_read_to_a_depth_are_the_lists_heads(tmp_path):
+    rng = np.random.default_rng(1)
+    vocabulary = np.arange(100, 130)
+    lists = np.stack([rng.permutation(30)[:12] for _ in range(8)]).reshape(4, 2, 12)
+    lists[2, 1, 3:] = PAD  # shorter than the depth
+    lists[0, 0, 7:] = PAD
+    scores = np.where(lists == PAD, np.nan, -rng.random(lists.shape))
+    aligned = AlignedLists(("linrec", "fmlp"), np.arange(4), vocabulary, lists, scores,
+                           target=np.array([29, 0, 5, 7]))
+    write_aligned(aligned, {"linrec": "full", "fmlp": "full"}, tmp_path / "a.parquet")
+    head = read_aligned(tmp_path / "a.parquet", ["linrec", "fmlp"], depth=5)
+    assert head.k == 5
+    np.testing.assert_array_equal(np.where(head.lists == PAD, -1, head.vocabulary[head.lists]),
+                                  np.where(lists[..., :5] == PAD, -1, vocabulary[lists[..., :5]]))
+    np.testing.assert_array_equal(head.scores, scores[..., :5])
+    np.testing.assert_array_equal(head.vocabulary[head.target], vocabulary[aligned.target])
+
+
 def test_a_branch_that_never_wins_stops_the_gate_with_one_clear_message(tmp_path):
     from hybridrec.errors import HybridrecError
     from hybridrec.hybrid.features import FEATURES

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import numpy as np
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 from conftest import raw_frame, shared_file
@@ -112,6 +113,21 @@ def test_negatives_are_distinct_unseen_and_reproducible(name):
         seen = set(data.items[offsets[u]:offsets[u + 1]].tolist())
         row = first[u].tolist()
         assert len(set(row)) == len(row) and not seen & set(row) and 0 not in row
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLED_PROTOCOLS))
+def test_negatives_do_not_depend_on_the_block_size(name):
+    """Blocks of users read the stream as one block does (the unblocked sampler's output),
+    also for a user left short, who is sampled by Gumbel-top-k after every block."""
+    raw = random_raw(5)  # items 1000..1299
+    rich = raw_frame(np.full(180, 10_000), np.arange(1000, 1180), np.arange(180))  # 120 unseen
+    data = build_interactions(pd.concat([raw, rich], ignore_index=True), PreprocessConfig())
+    protocol = SAMPLED_PROTOCOLS[name]
+    whole = sample_negatives(data, protocol, protocol_rng(1, "test", name), block_cells=1 << 40)
+    for block_cells in (1, 7 * 206, 1000):
+        blocked = sample_negatives(data, protocol, protocol_rng(1, "test", name),
+                                   block_cells=block_cells)
+        np.testing.assert_array_equal(blocked, whole)
 
 
 def test_popularity_negatives_follow_popularity():

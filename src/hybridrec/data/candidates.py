@@ -60,13 +60,15 @@ def check_negative_supply(data: Interactions, protocol: Protocol, dataset: str) 
 
 
 def sample_negatives(data: Interactions, protocol: Protocol, rng: np.random.Generator,
-                     oversample: float = 2.0) -> np.ndarray:
+                     oversample: float = 2.0, block_cells: int = 1 << 22) -> np.ndarray:
     """(U, protocol.negatives) int32 negatives per user, sorted by id, none in the user's sequence.
 
     Popularity is the item's interaction count over the whole dataset. Draws with replacement
     and keeps each user's first k distinct items outside their sequence, which is exactly
     successive sampling without replacement; users left short after that (a history covering
     most of the catalogue) are sampled exactly by Gumbel-top-k over their remaining items.
+    The draws are made in blocks of users of about ``block_cells`` draws each (memory does not
+    grow with the users); the blocks read the generator's stream in the order one block would.
     """
     n_items = len(data.item_ids)
     weights = (np.bincount(data.items, minlength=n_items + 1).astype(np.float64)
@@ -77,10 +79,14 @@ def sample_negatives(data: Interactions, protocol: Protocol, rng: np.random.Gene
     history = np.sort(data.users.astype(np.int64) * (n_items + 1) + data.items)
 
     draws = int(np.ceil(k * oversample)) + 8
-    picked = _first_distinct_valid(rng, weights, history, n_items, np.arange(n_users), draws, k)
     out = np.zeros((n_users, k), dtype=np.int32)
-    done = picked[:, k - 1] > 0
-    out[done] = picked[done]
+    done = np.zeros(n_users, dtype=bool)
+    per_block = max(1, block_cells // draws)
+    for first in range(0, n_users, per_block):
+        rows = np.arange(first, min(first + per_block, n_users))
+        picked = _first_distinct_valid(rng, weights, history, n_items, rows, draws, k)
+        done[rows] = picked[:, k - 1] > 0
+        out[rows] = np.where(done[rows, None], picked, 0)
     if (short := np.flatnonzero(~done)).size:
         out[short] = _gumbel_top_k(rng, weights, data, short, k, protocol.name)
     return np.sort(out, axis=1)

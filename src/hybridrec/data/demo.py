@@ -92,14 +92,15 @@ def generate_demo(seed: int, n_users: int = 1000, n_items: int = 500, *, n_topic
     catalogue = _catalogue(rng, n_items, n_topics, zipf_exponent)
     lengths = _lengths(rng, n_users, mean_length, min_length, max_length)
     period = np.where(rng.random(n_users) < periodic_share, rng.choice(periods, n_users), 0)
-    items = _walk(rng, catalogue, period, int(lengths.max()), follow_prob, topic_prob)
-    gaps = 1 + np.floor(rng.exponential(_MEAN_GAP, items.shape)).astype(np.int64)
-    times = _EPOCH_2020 + rng.integers(0, _YEAR, (n_users, 1)) + np.cumsum(gaps, axis=1)
-    observed = np.arange(items.shape[1]) < lengths[:, None]
+    walk = _walk(rng, catalogue, period, int(lengths.max()), follow_prob, topic_prob)
+    observed = np.arange(walk.shape[0])[:, None] < lengths  # (steps, users)
+    items = walk.T[observed.T].astype(np.int64) + 1  # user by user, in time order
+    del walk, observed
+    times = _timestamps(rng, lengths)
     return pd.DataFrame({
         "user": np.repeat(np.arange(1, n_users + 1, dtype=np.int64), lengths),
-        "item": items[observed] + 1,
-        "timestamp": pd.array(times[observed], dtype="Int64"),
+        "item": items,
+        "timestamp": pd.array(times, dtype="Int64"),
         "rating": pd.array(np.full(int(lengths.sum()), np.nan), dtype="Float64"),
     })
 
@@ -171,22 +172,80 @@ def _lengths(rng: np.random.Generator, n_users: int, mean_length: float, min_len
     return np.clip(np.rint(raw), min_length, max_length).astype(np.int64)
 
 
+def _timestamps(rng: np.random.Generator, lengths: np.ndarray,
+                chunk_cells: int = 1 << 22) -> np.ndarray:
+    """Each user's interaction times, flat, user by user: a random start in 2020 plus the
+    running sum of exponential gaps.
+
+    A gap is drawn for every step of the longest sequence and every user (a users x steps
+    block, row by row), the start offsets after them; only the observed steps are kept. Drawn
+    in blocks of users, which reads the generator's stream in the same order as one block.
+    """
+    steps = int(lengths.max())
+    per_block = max(1, chunk_cells // steps)
+    kept = []
+    for first in range(0, len(lengths), per_block):
+        block = lengths[first:first + per_block]
+        gaps = 1 + np.floor(rng.exponential(_MEAN_GAP, (len(block), steps))).astype(np.int64)
+        running = np.cumsum(gaps, axis=1)
+        kept.append(running[np.arange(steps) < block[:, None]])
+    start = _EPOCH_2020 + rng.integers(0, _YEAR, (len(lengths), 1))[:, 0]
+    return np.repeat(start, lengths) + np.concatenate(kept)
+
+
+class _SeenItems:
+    """The items each user has seen: one open-addressing hash set per user.
+
+    Row ``u`` of a (users, slots) int32 table holds user ``u``'s items, ``-1`` in empty slots;
+    memory is users x slots x 4 bytes, with ``slots`` the power of two at least 1.25 times the
+    most items a user can see, instead of a users x items matrix.
+    """
+
+    def __init__(self, n_users: int, capacity: int) -> None:
+        self._bits = max(1, int(np.ceil(np.log2(1.25 * capacity + 1))))
+        self._table = np.full((n_users, 1 << self._bits), -1, dtype=np.int32)
+
+    def _slots(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """The slot of each (user, item): where the item is, or the empty slot it would take."""
+        mask = (1 << self._bits) - 1
+        # Fibonacci hashing: the top bits of item * 2^32 / golden ratio (mod 2^32)
+        slot = ((items.astype(np.uint64) * 2654435769) & 0xFFFFFFFF) >> (32 - self._bits)
+        slot = slot.astype(np.int64)
+        pending = np.arange(len(users))
+        probe = 0
+        while pending.size:  # triangular probing: offsets 1, 3, 6, ... visit every slot
+            held = self._table[users[pending], slot[pending]]
+            pending = pending[(held != items[pending]) & (held != -1)]
+            probe += 1
+            slot[pending] = (slot[pending] + probe) & mask
+        return slot
+
+    def contains(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """(n,) whether each user (distinct) has seen the item beside it."""
+        return self._table[users, self._slots(users, items)] == items
+
+    def add(self, users: np.ndarray, items: np.ndarray) -> None:
+        """Mark one item per user (distinct users) as seen."""
+        self._table[users, self._slots(users, items)] = items
+
+
 def _walk(rng: np.random.Generator, catalogue: _Catalogue, period: np.ndarray, steps: int,
           follow_prob: float, topic_prob: float) -> np.ndarray:
-    """Item matrix (users x steps), generated one step at a time for all users at once.
+    """Item matrix (steps x users, int32), generated one step at a time for all users at once.
 
     The anchor of a step is the previous item for Markov users (``period == 0``) and the item one
     period back for periodic users; a periodic user's first ``p`` items are popularity draws.
+    Steps are rows, so a step's items and its anchors are contiguous in memory.
     """
     n_users = len(period)
     users = np.arange(n_users)
     lag = np.maximum(period, 1)
-    items = np.zeros((n_users, steps), dtype=np.int64)
-    seen = np.zeros((n_users, len(catalogue.popularity)), dtype=bool)  # users x items bytes
+    items = np.zeros((steps, n_users), dtype=np.int32)
+    seen = _SeenItems(n_users, steps)
     for t in range(steps):
         draw = rng.random(n_users)
         anchored = t >= lag
-        anchor = items[users, np.maximum(t - lag, 0)]
+        anchor = items[np.maximum(t - lag, 0), users]
         topical = anchored & (period > 0)
         follow = anchored & (draw < follow_prob)
         stay = topical & ~follow & (draw < follow_prob + topic_prob)
@@ -194,21 +253,22 @@ def _walk(rng: np.random.Generator, catalogue: _Catalogue, period: np.ndarray, s
                           np.where(stay, catalogue.draw_in_topic(rng, catalogue.topic[anchor]),
                                    catalogue.draw(rng, n_users)))
         _avoid_repeats(rng, catalogue, choice, seen, np.where(topical, catalogue.topic[anchor], -1))
-        items[:, t] = choice
-        seen[users, choice] = True
+        items[t] = choice
+        seen.add(users, choice)
     return items
 
 
 def _avoid_repeats(rng: np.random.Generator, catalogue: _Catalogue, choice: np.ndarray,
-                   seen: np.ndarray, topic: np.ndarray, tries: int = 5) -> None:
+                   seen: _SeenItems, topic: np.ndarray, tries: int = 5) -> None:
     """Redraw (in place) items a user has already seen, like the real data's one-off purchases.
 
     A redraw stays in ``topic`` where it is ``>= 0`` (periodic users keep their rhythm), else it
     is a popularity draw. After ``tries`` a repeat is kept: a long periodic user can exhaust a
     topic, which reads as re-consumption.
     """
+    clash = np.arange(len(choice))
     for _ in range(tries):
-        clash = np.flatnonzero(seen[np.arange(len(choice)), choice])
+        clash = clash[seen.contains(clash, choice[clash])]  # only a redrawn item can clash anew
         if clash.size == 0:
             return
         in_topic = topic[clash] >= 0

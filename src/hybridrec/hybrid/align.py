@@ -108,29 +108,88 @@ def align_branches(exports: Mapping[str, pd.DataFrame],
     a branch lacks a user another branch has, lists a user twice, or disagrees on a target, or
     when an id is missing from its mapping table.
     """
-    if not exports:
-        raise HybridrecError(f"{dataset}/{split}: no branch exports to align")
-    where = f"{dataset}/{split}"
-    branches = tuple(exports)
-    parts = [_to_original(exports[b], user_maps[b], item_maps[b], f"{where}, branch {b!r}")
-             for b in branches]
-
-    users = _common_users([p.users for p in parts], branches, where)
-    rows = [pd.Index(p.users).get_indexer(users) for p in parts]
-    targets = [p.target[r] for p, r in zip(parts, rows, strict=True)]
-    _check_targets(users, targets, branches, where)
-
-    vocabulary = _sorted_unique([p.items for p in parts] + [targets[0]])
+    joined = join_branches(exports, user_maps, item_maps, dataset, split)
+    parts = list(joined.parts.values())
+    vocabulary = np.sort(pd.unique(np.concatenate([p.items for p in parts] + [joined.target])))
     vocab_index = pd.Index(vocabulary)
     k = max(int(np.diff(p.offsets).max(initial=0)) for p in parts)
-    lists = np.full((len(users), len(branches), k), PAD, dtype=np.int64)
-    scores = np.full((len(users), len(branches), k), np.nan, dtype=np.float64)
-    for b, (part, row) in enumerate(zip(parts, rows, strict=True)):
-        branch_lists, branch_scores = pad_lists(vocab_index.get_indexer(part.items), part.scores,
-                                           part.offsets, k)
-        lists[:, b], scores[:, b] = branch_lists[row], branch_scores[row]
-    target = vocab_index.get_indexer(targets[0]).astype(np.int64)
-    return AlignedLists(branches, users, vocabulary, lists, scores, target)
+    lists = np.full((len(joined.users), len(parts), k), PAD, dtype=np.int64)
+    scores = np.full((len(joined.users), len(parts), k), np.nan, dtype=np.float64)
+    for b, part in enumerate(parts):
+        lists[:, b], scores[:, b] = pad_lists(vocab_index.get_indexer(part.items), part.scores,
+                                              part.offsets, k)
+    target = vocab_index.get_indexer(joined.target).astype(np.int64)
+    return AlignedLists(tuple(joined.parts), joined.users, vocabulary, lists, scores, target)
+
+
+@dataclass(frozen=True)
+class JoinedBranches:
+    """Every branch's lists in original ids, rows in one user order (sorted original ids).
+
+    What :func:`align_branches` numbers into shared ids; the align job writes it as it is
+    (:func:`hybridrec.hybrid.aligned_file.joined_table`), without the users x branches x k
+    arrays.
+    """
+
+    users: np.ndarray  # (U,) original user ids, sorted
+    target: np.ndarray  # (U,) original item ids
+    parts: dict[str, BranchInOriginalIds]  # by branch, in branch order, rows as ``users``
+
+
+def join_branches(exports: Mapping[str, pd.DataFrame], user_maps: Mapping[str, pd.DataFrame],
+                  item_maps: Mapping[str, pd.DataFrame], dataset: str = "?",
+                  split: str = "?") -> JoinedBranches:
+    """Map every branch's export to original ids and put its rows in one user order (the
+    checks and errors of :func:`align_branches`). Item ids take the dtype all branches' ids
+    and the targets share (``numpy.result_type``)."""
+    parts = {b: branch_in_original_ids(exports[b], user_maps[b], item_maps[b], b, dataset, split)
+             for b in exports}
+    return join_parts(parts, dataset, split)
+
+
+def branch_in_original_ids(export: pd.DataFrame, user_map: pd.DataFrame,
+                           item_map: pd.DataFrame, branch: str, dataset: str = "?",
+                           split: str = "?") -> BranchInOriginalIds:
+    """One branch's export (contracts.md, Predictions) in original ids, flat."""
+    return _to_original(export, user_map, item_map, f"{dataset}/{split}, branch {branch!r}")
+
+
+def join_parts(parts: dict[str, BranchInOriginalIds], dataset: str = "?",
+               split: str = "?") -> JoinedBranches:
+    """:func:`join_branches` of branches already in original ids (``parts`` is emptied)."""
+    if not parts:
+        raise HybridrecError(f"{dataset}/{split}: no branch exports to align")
+    where = f"{dataset}/{split}"
+    branches = tuple(parts)
+    users = _common_users([p.users for p in parts.values()], branches, where)
+    rows = {b: _rows_of(p.users, users) for b, p in parts.items()}
+    targets = [p.target if r is None else p.target[r] for p, r in
+               zip(parts.values(), rows.values(), strict=True)]
+    _check_targets(users, targets, branches, where)
+    dtype = np.result_type(*(p.items for p in parts.values()), targets[0])
+    ordered = {b: _reordered(parts.pop(b), rows[b], dtype) for b in branches}
+    return JoinedBranches(users, targets[0].astype(dtype, copy=False), ordered)
+
+
+def _rows_of(users: np.ndarray, order: np.ndarray) -> np.ndarray | None:
+    """Row of each of ``order``'s users in ``users``; None where they are already in order."""
+    if len(users) == len(order) and np.array_equal(users, order):
+        return None
+    return pd.Index(users).get_indexer(order)
+
+
+def _reordered(part: BranchInOriginalIds, rows: np.ndarray | None,
+               dtype: np.dtype) -> BranchInOriginalIds:
+    """``part`` with its lists in the order ``rows`` (None: as it is), items as ``dtype``."""
+    items = part.items.astype(dtype, copy=False)
+    if rows is None:
+        return BranchInOriginalIds(part.users, items, part.scores, part.offsets, part.target)
+    lengths = np.diff(part.offsets)[rows]
+    offsets = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    gather = np.repeat(part.offsets[:-1][rows] - offsets[:-1], lengths) + np.arange(offsets[-1])
+    return BranchInOriginalIds(part.users[rows], items[gather], part.scores[gather], offsets,
+                                part.target[rows])
 
 
 def align_sequences(users: np.ndarray, split_frame: pd.DataFrame, user_map: pd.DataFrame,
@@ -158,7 +217,9 @@ def align_sequences(users: np.ndarray, split_frame: pd.DataFrame, user_map: pd.D
 
 
 @dataclass(frozen=True)
-class _BranchInOriginalIds:
+class BranchInOriginalIds:
+    """One branch's lists in original ids: user ``i``'s are ``items[offsets[i]:offsets[i+1]]``."""
+
     users: np.ndarray  # (U_b,) original user ids, export order
     items: np.ndarray  # flat original item ids
     scores: np.ndarray  # flat float64 log-probabilities
@@ -167,12 +228,12 @@ class _BranchInOriginalIds:
 
 
 def _to_original(export: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.DataFrame,
-                 where: str) -> _BranchInOriginalIds:
+                 where: str) -> BranchInOriginalIds:
     items, offsets = flatten_list_column(export["items"])
     scores, score_offsets = flatten_list_column(export["scores"])
     if not np.array_equal(offsets, score_offsets):
         raise HybridrecError(f"{where}: 'items' and 'scores' lists differ in length")
-    return _BranchInOriginalIds(
+    return BranchInOriginalIds(
         users=_map_ids(export["user"].to_numpy(), user_map, "user", where),
         items=_map_ids(items, item_map, "item", where),
         scores=scores.astype(np.float64),
@@ -182,11 +243,15 @@ def _to_original(export: pd.DataFrame, user_map: pd.DataFrame, item_map: pd.Data
 
 
 def _map_ids(internal: np.ndarray, mapping: pd.DataFrame, column: str, where: str) -> np.ndarray:
-    index = pd.Index(mapping[column].to_numpy())
-    if index.has_duplicates:
-        raise HybridrecError(f"{where}: {column} mapping lists internal ids twice: "
-                             f"{_first(index[index.duplicated()])}")
-    rows = index.get_indexer(internal)
+    ids = mapping[column].to_numpy()
+    if np.array_equal(ids, np.arange(1, len(ids) + 1)):  # 1..n in order, as our id tables are
+        rows = np.where((internal >= 1) & (internal <= len(ids)), internal - 1, -1)
+    else:
+        index = pd.Index(ids)
+        if index.has_duplicates:
+            raise HybridrecError(f"{where}: {column} mapping lists internal ids twice: "
+                                 f"{_first(index[index.duplicated()])}")
+        rows = index.get_indexer(internal)
     if (rows < 0).any():
         raise HybridrecError(f"{where}: internal {column} ids missing from the mapping table: "
                              f"{_first(np.unique(internal[rows < 0]))}")
@@ -228,18 +293,22 @@ def _check_targets(users: np.ndarray, targets: Sequence[np.ndarray], branches: S
 def pad_lists(items: np.ndarray, scores: np.ndarray, offsets: np.ndarray,
               k: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR lists (flat items and scores, offsets) as (U, k) arrays padded with PAD and NaN."""
+    return (pad_column(items, offsets, k, PAD, np.int64),
+            pad_column(scores, offsets, k, np.nan, np.float64))
+
+
+def pad_column(values: np.ndarray, offsets: np.ndarray, k: int, fill: float,
+               dtype: type) -> np.ndarray:
+    """CSR lists (flat values, offsets) as a (U, k) array of ``dtype`` padded with ``fill``."""
     lengths = np.diff(offsets)
+    padded: np.ndarray = np.full((len(lengths), k), fill, dtype=dtype)
+    if len(lengths) and (lengths == k).all():  # every list full: no index arrays needed
+        padded[:] = values[offsets[0]:offsets[-1]].reshape(len(lengths), k)
+        return padded
     row = np.repeat(np.arange(len(lengths)), lengths)
     col = np.arange(offsets[-1]) - np.repeat(offsets[:-1], lengths)
-    padded_items = np.full((len(lengths), k), PAD, dtype=np.int64)
-    padded_scores = np.full((len(lengths), k), np.nan, dtype=np.float64)
-    padded_items[row, col] = items
-    padded_scores[row, col] = scores
-    return padded_items, padded_scores
-
-
-def _sorted_unique(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    return np.sort(pd.unique(np.concatenate([np.asarray(a) for a in arrays])))
+    padded[row, col] = values
+    return padded
 
 
 def _first(values: np.ndarray | pd.Index) -> list[object]:

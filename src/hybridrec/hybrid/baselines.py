@@ -19,9 +19,8 @@ from hybridrec.hybrid.fusion import (
     best_constant_alpha,
     draw_fusion_randomness,
     fuse,
-    fuse_scores,
+    fuse_scores_certified,
     oracle_lists,
-    score_fusion_exact,
 )
 
 _CONSTANT_ALPHA_STREAM = 7
@@ -52,6 +51,6 @@ def baseline_lists(valid: AlignedLists, test: AlignedLists, weights: np.ndarray,
     }
     exact = None
     if score_fusion:
-        lists["score_fusion"] = fuse_scores(test.lists, test.scores, weights, top_n)
-        exact = score_fusion_exact(test.lists, test.scores, weights, top_n, lists_complete)
+        lists["score_fusion"], exact = fuse_scores_certified(test.lists, test.scores, weights,
+                                                             top_n, lists_complete)
     return Baselines(lists, constant, exact)

@@ -25,7 +25,8 @@ from hybridrec.hybrid.threads import limit_threads
 from hybridrec.plain import plain
 
 HYBRID = "hybrid"
-_CHUNK = 256  # bootstrap resamples per vectorised block
+_CHUNK = 256  # bootstrap resamples per vectorised block, at most
+_BLOCK_CELLS = 1 << 22  # and at most this many resampled users per block (memory)
 
 
 @dataclass(frozen=True)
@@ -104,18 +105,22 @@ def fused_runs(gate: Gate, features: pd.DataFrame, lists: np.ndarray, target: np
 
 
 def paired_bootstrap(differences: Sequence[np.ndarray], n_resamples: int = 2000,
-                     confidence: float = 0.95, seed: int = 0) -> list[tuple[float, float]]:
+                     confidence: float = 0.95, seed: int = 0,
+                     block_cells: int = _BLOCK_CELLS) -> list[tuple[float, float]]:
     """Percentile interval of the mean of each per-user difference vector, all (U,) long.
 
     Every vector is resampled with the same user indices, so intervals of several metrics come
-    from the same bootstrap samples.
+    from the same bootstrap samples. Resamples are drawn in blocks of at most ``block_cells``
+    user indices (memory stays flat in the users); the blocks read the generator's stream in
+    the same order whatever their size, so the intervals do not depend on it.
     """
     stacked = np.stack(differences)  # (M, U)
     n_users = stacked.shape[1]
     rng = np.random.default_rng(seed)
     means = np.empty((len(stacked), n_resamples))
-    for first in range(0, n_resamples, _CHUNK):
-        size = min(_CHUNK, n_resamples - first)
+    per_block = max(1, min(_CHUNK, block_cells // max(n_users, 1)))
+    for first in range(0, n_resamples, per_block):
+        size = min(per_block, n_resamples - first)
         index = rng.integers(0, n_users, size=(size, n_users))
         means[:, first:first + size] = stacked[:, index].mean(axis=2)
     tail = (1.0 - confidence) / 2.0

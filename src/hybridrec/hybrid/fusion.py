@@ -35,7 +35,7 @@ from itertools import combinations_with_replacement
 import numpy as np
 import pandas as pd
 
-from hybridrec.hybrid.align import PAD, first_occurrence, target_ranks
+from hybridrec.hybrid.align import PAD, target_ranks
 from hybridrec.hybrid.features import best_branch
 from hybridrec.hybrid.list_metrics import KEYS, mean_list_metrics
 
@@ -232,7 +232,9 @@ def fuse_scores(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, top_
     """
     if missing not in ("min", "zero"):
         raise ValueError(f"missing must be 'min' or 'zero', got {missing!r}")
-    return _score_fusion(lists, scores, weights, top_n, missing).ranked
+    weights = as_branch_weights(weights, lists.shape[1])
+    return np.concatenate([_score_fusion(lists[rows], scores[rows], weights[rows], top_n,
+                                         missing).ranked for rows in _user_blocks(lists)])
 
 
 def score_fusion_exact(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, top_n: int,
@@ -247,11 +249,39 @@ def score_fusion_exact(lists: np.ndarray, scores: np.ndarray, weights: np.ndarra
     after it, listed or not: then its true score is at least theirs, and both the set and the
     order are Eq. 14's. Ties at a bound count as exact.
     """
-    fused = _score_fusion(lists, scores, weights, top_n, "min")
-    n_users = lists.shape[0]
+    return fuse_scores_certified(lists, scores, weights, top_n, lists_complete)[1]
+
+
+def fuse_scores_certified(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray,
+                          top_n: int, lists_complete: bool = False
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`fuse_scores` (``missing="min"``) and :func:`score_fusion_exact` from one pass:
+    the fused lists (U, top_n) and which of them are certified exact (U,)."""
+    weights = as_branch_weights(weights, lists.shape[1])
+    ranked, exact = [], []
+    for rows in _user_blocks(lists):
+        fused = _score_fusion(lists[rows], scores[rows], weights[rows], top_n, "min")
+        ranked.append(fused.ranked)
+        exact.append(_certificate(fused, weights[rows], top_n, lists_complete))
+    return np.concatenate(ranked), np.concatenate(exact)
+
+
+def _user_blocks(lists: np.ndarray, budget: int = 1 << 18) -> list[slice]:
+    """Consecutive blocks of the users of ``lists`` (U, B, k), each with about ``budget`` list
+    entries (at least one block, empty for no users): Eq. 14's (users, candidates, branches)
+    arrays stay a few MB whatever the users, and every user's result depends on that user's
+    lists only."""
+    n_users, per_user = lists.shape[0], int(np.prod(lists.shape[1:]))
+    per_block = max(1, budget // max(per_user, 1))
+    return [slice(first, first + per_block) for first in range(0, max(n_users, 1), per_block)]
+
+
+def _certificate(fused: _ScoreFusion, weights: np.ndarray, top_n: int,
+                 lists_complete: bool) -> np.ndarray:
+    """:func:`score_fusion_exact` of one block of users; ``weights`` (U, B)."""
+    n_users = fused.upper.shape[0]
     if n_users == 0:
         return np.zeros(0, dtype=bool)
-    weights = as_branch_weights(weights, lists.shape[1])
     selected = np.zeros(fused.upper.shape, dtype=bool)
     np.put_along_axis(selected, fused.order, fused.order_kept, axis=1)
     after = np.where(fused.keep & ~selected, fused.upper, -np.inf).max(axis=1, initial=-np.inf)
@@ -291,7 +321,7 @@ def _score_fusion(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, to
     floor = np.where(np.isfinite(smallest), smallest, 1.0)
 
     candidates = lists.reshape(n_users, n_branches * k)  # (U, C)
-    p_listed, listed = _lookup(lists, prob, candidates)  # (U, C, B) each
+    p_listed, listed, keep = _lookup(prob.reshape(n_users, n_branches * k), candidates, k)
     w = weights[:, None, :]  # (U, 1, B)
     lower = (np.where(listed, p_listed, 0.0) * w).sum(axis=2)  # (U, C)
     upper = (np.where(listed, p_listed, floor[:, None, :]) * w).sum(axis=2)
@@ -300,7 +330,6 @@ def _score_fusion(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, to
             else np.zeros_like(floor))
     score = (np.where(listed, p_listed, fill[:, None, :]) * w).sum(axis=2)
 
-    keep = first_occurrence(candidates)
     order = np.argsort(np.where(keep, -score, np.inf), axis=1, kind="stable")[:, :top_n]
     order_kept = np.take_along_axis(keep, order, axis=1)
     ranked = np.where(order_kept, np.take_along_axis(candidates, order, axis=1), PAD)
@@ -309,33 +338,35 @@ def _score_fusion(lists: np.ndarray, scores: np.ndarray, weights: np.ndarray, to
     return _ScoreFusion(ranked.astype(np.int64), lower, upper, keep, order, order_kept, floor)
 
 
-def _lookup(lists: np.ndarray, prob: np.ndarray,
-            candidates: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Branch b's probability of each candidate and whether b lists it, (U, C, B) each.
+def _lookup(prob: np.ndarray, candidates: np.ndarray, k: int
+            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Branch b's probability of each candidate and whether b lists it, (U, C, B) each, and
+    whether each candidate is its item's first occurrence in the row (U, C).
 
-    One sorted search per branch over keys ``user * width + item``; an item a list repeats
-    takes its highest listed probability.
+    ``candidates`` (U, C = B * k) are the branch lists side by side and ``prob`` (U, C) their
+    probabilities (0 at padding). One stable sort per row brings each item's entries together
+    in column order; an item a list repeats takes its highest listed probability.
     """
-    n_users, n_branches, k = lists.shape
-    width = int(max(lists.max(initial=0), candidates.max(initial=0))) + 2
-    rows = np.arange(n_users, dtype=np.int64)[:, None] * width
-    wanted = (rows + candidates + 1).reshape(-1)  # (U * C,)
-    wanted_valid = candidates.reshape(-1) != PAD
-    p_listed = np.zeros((n_users, candidates.shape[1], n_branches))
-    listed = np.zeros((n_users, candidates.shape[1], n_branches), dtype=bool)
-    if k == 0:
-        return p_listed, listed
-    for b in range(n_branches):
-        keys = (rows + lists[:, b] + 1).reshape(-1)  # (U * k,)
-        p = prob[:, b].reshape(-1)
-        present = lists[:, b].reshape(-1) != PAD
-        order = np.lexsort((-p, keys))  # by key; the highest probability first among repeats
-        sorted_keys, sorted_p, sorted_present = keys[order], p[order], present[order]
-        at = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
-        found = (sorted_keys[at] == wanted) & sorted_present[at] & wanted_valid
-        listed[:, :, b] = found.reshape(n_users, -1)
-        p_listed[:, :, b] = np.where(found, sorted_p[at], 0.0).reshape(n_users, -1)
-    return p_listed, listed
+    n_users, width = candidates.shape
+    n_branches = width // k if k else 0
+    order = np.argsort(candidates, axis=1, kind="stable")
+    items = np.take_along_axis(candidates, order, axis=1)
+    starts = np.ones(items.shape, dtype=bool)  # an item's first entry in sorted order
+    starts[:, 1:] = items[:, 1:] != items[:, :-1]
+    keep = np.empty_like(starts)
+    np.put_along_axis(keep, order, starts, axis=1)
+    keep &= candidates != PAD
+
+    group = np.cumsum(starts.reshape(-1)) - 1  # (U * C,) one group per (row, item)
+    present = items.reshape(-1) != PAD
+    at = (group[present], (order // max(k, 1)).reshape(-1)[present])  # (group, branch)
+    group_p = np.zeros((int(group[-1]) + 1 if group.size else 0, n_branches))
+    np.maximum.at(group_p, at, np.take_along_axis(prob, order, axis=1).reshape(-1)[present])
+    group_listed = np.zeros(group_p.shape, dtype=bool)
+    group_listed[at] = True
+    group_of = np.empty_like(order)  # (U, C) each candidate's group
+    np.put_along_axis(group_of, order, group.reshape(n_users, width), axis=1)
+    return group_p[group_of], group_listed[group_of], keep
 
 
 def oracle_lists(lists: np.ndarray, target: np.ndarray, top_n: int = 10) -> np.ndarray:

@@ -39,8 +39,8 @@ def feature_frame(aligned: AlignedLists, split_path: str | Path, user_ids_path: 
 def run_features(aligned_path: str | Path, branches: Sequence[str], split_path: str | Path,
                  user_ids_path: str | Path, dataset: str, protocol: str, split: str,
                  out: str | Path) -> None:
-    frame = feature_frame(read_aligned(aligned_path, branches), split_path, user_ids_path,
-                          dataset, split)
+    frame = feature_frame(read_aligned(aligned_path, branches, depth=TOP_N), split_path,
+                          user_ids_path, dataset, split)
     counts = frame["category"].value_counts().to_dict()
     log.info("%s/%s/%s: %d users, %d eligible (a branch has the target in its top %d), "
              "winners %s", dataset, protocol, split, len(frame), int(frame["eligible"].sum()),

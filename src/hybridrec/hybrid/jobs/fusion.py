@@ -36,7 +36,7 @@ def evaluate_stage(*, aligned_valid: str | Path, aligned_test: str | Path,
     selected = load_gate(gate_path)
     gate, noise = selected.gate, selected.noise
     protocols = aligned_protocols(aligned_test)
-    valid = read_aligned(aligned_valid, branches)
+    valid = read_aligned(aligned_valid, branches, depth=TOP_N)  # rank-level only
     test = read_aligned(aligned_test, branches)
     test_features = pd.read_parquet(features_test)
     weights = gate.branch_weights(test_features.loc[:, list(gate.feature_names)].to_numpy())
@@ -69,7 +69,7 @@ def hybrid_row(gate_path: str | Path, aligned_test: str | Path, features_test: s
     """Table V's hybrid row (MRR@10, NDCG@10, HR@10: means over fusion seeds) from the stored
     gate file, the test lists and the test features alone."""
     selected = load_gate(gate_path)
-    test = read_aligned(aligned_test, selected.branches)
+    test = read_aligned(aligned_test, selected.branches, depth=TOP_N)
     _, runs = fused_runs(selected.gate, pd.read_parquet(features_test),
                          test.lists[..., :TOP_N], test.target, selected.noise, fusion_seeds,
                          TOP_N)

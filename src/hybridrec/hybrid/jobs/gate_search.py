@@ -37,7 +37,7 @@ def gate_data(aligned_path: str | Path, features_path: str | Path, branches: Seq
               feature_names: Sequence[str], held_out: float, seed: int,
               where: str) -> tuple[GateData, GateData, dict[str, int]]:
     """Training and held-out rows of the validation split, and how many rows each part has."""
-    aligned = read_aligned(aligned_path, branches)
+    aligned = read_aligned(aligned_path, branches, depth=TOP_N)
     frame = pd.read_parquet(features_path)
     train, scored = gate_training_data(frame, feature_names, aligned.lists, aligned.target,
                                        held_out=held_out, seed=seed, top_n=TOP_N, where=where)
