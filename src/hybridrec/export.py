@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -19,8 +20,10 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hybridrec.errors import DataFormatError
-from hybridrec.evaluation.ranking import PROTOCOLS, RankResult
 from hybridrec.io import write_table
+
+if TYPE_CHECKING:  # ranking imports torch; the readers (the hybrid's jobs) need neither
+    from hybridrec.evaluation.ranking import RankResult
 
 SPLITS: tuple[str, ...] = ("valid", "test")
 
@@ -94,6 +97,8 @@ def write_predictions(
     is exact because they are sorted. ``user_ids_path``/``item_ids_path`` name the id mapping
     tables the ids refer to and are stored as given.
     """
+    from hybridrec.evaluation.ranking import PROTOCOLS  # the writer's callers rank with torch
+
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if split not in SPLITS:

@@ -15,10 +15,14 @@ cutoff, without Python loops over users.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-from torch import Tensor
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 HR_CUTOFFS: tuple[int, ...] = (1, 5, 10)
 NDCG_CUTOFFS: tuple[int, ...] = (5, 10)
@@ -36,7 +40,8 @@ METRIC_KEYS: tuple[str, ...] = (
 
 def as_rank_array(ranks: np.ndarray | Tensor | Sequence[int]) -> np.ndarray:
     """Validate 1-based integer ranks and return them as a 1-D ``int64`` NumPy array."""
-    if isinstance(ranks, Tensor):
+    torch = sys.modules.get("torch")  # a Tensor comes from an imported torch: none to import
+    if torch is not None and isinstance(ranks, torch.Tensor):
         ranks = ranks.detach().cpu().numpy()
     array = np.asarray(ranks)
     if array.ndim != 1:
