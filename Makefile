@@ -4,6 +4,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 CORES ?= 2
+# pytest-xdist workers: the integration tests wait on SLURM's polling and on single-threaded
+# jobs, and a second worker runs other tests in that time (measured in docs/benchmarks.md)
+TEST_WORKERS ?= 2
 
 # Debian packages the SLURM and report tests use (as root; without them those tests skip).
 SYSTEM_PACKAGES := munge slurmctld slurmd slurm-client chromium
@@ -20,7 +23,7 @@ demo: $(VENV)/.installed
 	$(BIN)/snakemake --cores $(CORES) --configfile config/demo.yaml
 
 test: $(VENV)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS)
 
 system-deps:
 	apt-get update -qq

@@ -42,6 +42,7 @@ def _weights(path) -> dict[str, torch.Tensor]:
     return torch.load(path, weights_only=True)["state_dict"]
 
 
+@pytest.mark.long
 def test_the_ablation_table_lists_every_variant_over_its_seeds_beside_the_baseline(tmp_path):
     workdir = copy_workflow(tmp_path)
     (workdir / "ablation.yaml").write_text(ABLATION)

@@ -43,6 +43,7 @@ def _children_running(script: str) -> list[int]:
 MODEL_STAGE = ("results/metrics/demo/linrec.json", "results/metrics/demo/fmlp.json")
 
 
+@pytest.mark.long
 def test_kills_mid_run_resume_to_the_results_of_a_clean_run(demo_run, tmp_path):
     """Kill one training job, then the whole snakemake process, under --cores 8; compare.
 

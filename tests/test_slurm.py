@@ -49,6 +49,7 @@ def cluster(tmp_path_factory):
         slurm.stop()
 
 
+@pytest.mark.long
 def test_demo_dag_runs_as_slurm_jobs(cluster, demo_run, tmp_path, capsys):
     workdir = tmp_path / "run"
     shutil.copytree(demo_run, workdir, symlinks=True)  # copy2 keeps the mtimes Snakemake reads

@@ -346,6 +346,7 @@ def test_a_deleted_intermediate_is_rebuilt_by_force_and_then_reruns_its_readers(
     assert ("train", "dataset=demo, model=fmlp") not in jobs and "preprocess" not in dict(jobs)
 
 
+@pytest.mark.long
 def test_every_model_and_a_three_branch_hybrid_run_on_demo(demo_run, tmp_path):
     """config/demo-all.yaml on top of the finished two-branch demo: SASRec, Mamba4Rec and M2Rec
     train (M2Rec on the demo's item text), the hybrid reruns with three branches, and the two
