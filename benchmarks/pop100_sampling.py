@@ -15,8 +15,8 @@ This script ranks one trained model's test targets both ways, on the same model 
    pipeline's own ``rank_split``;
 2. RecBole's: negatives drawn as RecBole draws them (seeded, ``--draws`` independent draws),
    the target ranked among its own score and the 100 negatives' scores with every copy counted
-   (``1 + #(negative scores >= target score)``, our pessimistic tie rule; RecBole's sort puts
-   the target after tied negatives too).
+   (``1 + #(negative scores >= target score)``, our pessimistic tie rule; exact ties of
+   float32 scores are rare).
 
     python benchmarks/pop100_sampling.py --run /work/run --dataset beauty-fmlp --model linrec
 
