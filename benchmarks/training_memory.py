@@ -1,4 +1,4 @@
-"""Resident memory over training steps, under three heap settings of glibc's allocator.
+"""Resident memory over training steps, under four heap settings of glibc's allocator.
 
 ``hybridrec.cpu.reuse_freed_memory`` (called by ``configure_cpu_runtime``, which the train
 rule runs first) serves blocks up to 1 GiB from the heap and never trims it, so freed
@@ -9,7 +9,9 @@ with the heap
 
 - ``reuse``: as the train rule runs it;
 - ``default``: glibc's defaults put back (mmap and trim thresholds 128 KiB);
-- ``trimN``: ``reuse`` plus ``malloc_trim(0)`` every N seconds from a thread.
+- ``trimN``: ``reuse`` plus ``malloc_trim(0)`` every N seconds from a thread;
+- ``bounded``: ``reuse`` plus ``hybridrec.heap.ResidentMemoryBound`` after every step, as the
+  train rule runs it since the bound was added.
 
     python benchmarks/training_memory.py --model sasrec --steps 40 --heap reuse \\
         --train results/data/ml-100k/split/train.parquet
@@ -31,6 +33,8 @@ from pathlib import Path  # noqa: E402
 
 import torch  # noqa: E402
 from training_throughput import Trainer, chosen_setup, train_parquet_part  # noqa: E402
+
+from hybridrec.heap import ResidentMemoryBound  # noqa: E402
 
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3  # glibc's mallopt parameters
 GLIBC_DEFAULT = 128 * 1024
@@ -55,8 +59,8 @@ def set_heap(heap: str) -> None:
                 libc.malloc_trim(0)
 
         threading.Thread(target=trim_forever, daemon=True).start()
-    elif heap != "reuse":
-        raise SystemExit(f"--heap: reuse, default or trimN (seconds), got {heap!r}")
+    elif heap not in ("reuse", "bounded"):
+        raise SystemExit(f"--heap: reuse, bounded, default or trimN (seconds), got {heap!r}")
 
 
 def main() -> None:
@@ -74,12 +78,16 @@ def main() -> None:
     trainer = Trainer(chosen_setup(args.model, settings), data)
     start = time.process_time()
     samples = []
+    bound = ResidentMemoryBound() if args.heap == "bounded" else None
     for step in range(1, args.steps + 1):
         trainer.steps(1, trim=True)
+        if bound is not None:
+            bound(1, step)
         if step % 5 == 0:
             samples.append(rss_mib())
     print(f"{args.model} on {source}, heap {args.heap}: {args.steps} steps in "
-          f"{time.process_time() - start:.1f} CPU-s; RSS MiB every 5 steps: {samples}")
+          f"{time.process_time() - start:.1f} CPU-s; RSS MiB every 5 steps: {samples}"
+          + (f"; {bound.releases} releases" if bound is not None else ""))
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from hybridrec.errors import CheckpointError, ConfigError
+from hybridrec.heap import release_free_memory
 from hybridrec.models import build_model
 from hybridrec.training import checkpoint
 from hybridrec.training.batches import Batch, Sequences, TrainingBatches
@@ -194,6 +195,17 @@ def test_kill_between_best_and_last_checkpoint(tmp_path: Path,
     assert result.resumed_from_epoch == 1
     assert_same_weights(reference, resumed)
     results_equal(ref_result, result)
+
+
+def test_releasing_the_heap_after_every_step_changes_no_weight(tmp_path: Path) -> None:
+    """The pipeline's heap bound returns free pages to the kernel between steps (hybridrec.heap);
+    done after every step, training computes exactly what it computes without it."""
+    cfg = config(epochs=2, loss="ce")
+    plain, plain_result = run(tmp_path / "plain", cfg)
+    released, released_result = run(tmp_path / "released", cfg,
+                                    on_step=lambda _epoch, _step: release_free_memory())
+    assert_same_weights(plain, released)
+    results_equal(plain_result, released_result)
 
 
 def test_rerun_of_finished_training_returns_same_result(tmp_path: Path) -> None:

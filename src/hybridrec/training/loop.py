@@ -167,7 +167,8 @@ def train(model: nn.Module, data: Sequences, config: TrainConfig, *,
     the patience counter) and the best checkpoint ``best.pt``. Without ``validate`` every epoch
     counts as the best so far and training runs ``config.epochs``. ``model_spec`` (e.g. the
     model's name and hyperparameters) joins the resume hash. ``on_step(epoch, step)`` is called
-    after every optimiser step (tests use it to simulate a kill). On return the model holds the
+    after every optimiser step (the pipeline bounds the heap's memory with it; tests use it to
+    simulate a kill). On return the model holds the
     best epoch's weights.
     """
     previous_threads = torch.get_num_threads()

@@ -17,6 +17,7 @@ from hybridrec.data.store import dataset_files
 from hybridrec.devices import resolve_device
 from hybridrec.errors import ConfigError, HybridrecError
 from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
+from hybridrec.heap import ResidentMemoryBound
 from hybridrec.io import atomic_path
 from hybridrec.models import build_model
 from hybridrec.models.base import SequentialRecommender
@@ -45,6 +46,8 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
     sees); the returned model holds the best epoch's weights. A text-aware model takes its
     frozen item text from ``item_embeddings`` (``results/text/{dataset}/item_embeddings.parquet``);
     its ``text_dim`` is that file's width, and the text joins the checkpoint's resume key.
+    After every step, :class:`~hybridrec.heap.ResidentMemoryBound` keeps the heap's reused
+    memory from growing without bound.
     """
     num_items = num_items_of(root)
     item_text = None
@@ -83,7 +86,8 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
                    history_path=history_path, log=log, validate=validate,
                    model_spec={"name": settings.name, **settings.architecture,
                                "code": weights_code_hash(settings.name),
-                               "item_text": text_digest})
+                               "item_text": text_digest},
+                   on_step=ResidentMemoryBound())
     return model, result
 
 
