@@ -85,20 +85,23 @@ def test_best_branch_ties_go_to_the_earliest_branch_and_match_the_paper_label() 
 
 
 def test_categories_and_counts_for_two_branches() -> None:
-    ranks = np.array([[1, 11], [11, 3], [2, 2], [11, 11], [11, 11]])
+    # a category is the branch with the better rank (both in the top 10 or not), a tie is both
+    ranks = np.array([[1, 11], [11, 3], [2, 2], [11, 11], [11, 11], [2, 5], [7, 4]])
     categories = winner_categories(ranks, ["linrec", "fmlp"])
-    assert categories.tolist() == ["linrec", "fmlp", "both", "neither", "neither"]
+    assert categories.tolist() == ["linrec", "fmlp", "both", "neither", "neither", "linrec",
+                                   "fmlp"]
     counts = category_counts(categories)
     assert counts.to_dict("list") == {"category": ["linrec", "fmlp", "both", "neither"],
-                                      "users": [1, 1, 1, 2]}
+                                      "users": [2, 2, 1, 2]}
 
 
 def test_categories_for_three_branches() -> None:
     branches = ["linrec", "fmlp", "sasrec"]
     assert category_names(branches) == ["linrec", "fmlp", "sasrec", "linrec+fmlp",
                                         "linrec+sasrec", "fmlp+sasrec", "all", "neither"]
-    ranks = np.array([[1, 11, 4], [11, 11, 11], [1, 1, 1]])
-    assert winner_categories(ranks, branches).tolist() == ["linrec+sasrec", "neither", "all"]
+    ranks = np.array([[1, 11, 4], [3, 11, 3], [11, 11, 11], [1, 1, 1]])
+    assert winner_categories(ranks, branches).tolist() == ["linrec", "linrec+sasrec", "neither",
+                                                           "all"]
 
 
 @pytest.mark.parametrize("top_n", [1, 10])

@@ -97,13 +97,17 @@ def eligible(ranks: np.ndarray, top_n: int = 10) -> np.ndarray:
 
 
 def winner_categories(ranks: np.ndarray, branches: Sequence[str], top_n: int = 10) -> pd.Series:
-    """Which branches hit the target in their top ``top_n``: Table VI's category per user.
+    """Which branches gave the target its best rank in their top ``top_n``: Table VI's category
+    per user ("the number of input sequences a given model produced the best recommendations
+    for", the paper's caption: by reciprocal rank, as the gate's label).
 
-    One branch hits: its name; every branch hits: ``both`` (two branches) or ``all``; none hits:
-    ``neither``; with more than two branches a partial set reads ``linrec+sasrec``.
+    One branch ranks it strictly best: its name; every branch ties at the best rank: ``both``
+    (two branches) or ``all``; no branch has it in its top ``top_n``: ``neither``; with more than
+    two branches a partial tie reads ``linrec+sasrec``.
     """
     by_code = _categories_by_code(branches)
-    code = (ranks <= top_n).astype(np.int64) @ (1 << np.arange(len(branches)))
+    best = (ranks == ranks.min(axis=1, keepdims=True)) & (ranks <= top_n)
+    code = best.astype(np.int64) @ (1 << np.arange(len(branches)))
     labels = np.array([by_code[c] for c in range(len(by_code))], dtype=object)[code]
     return pd.Series(pd.Categorical(labels, categories=category_names(branches)), name="category")
 

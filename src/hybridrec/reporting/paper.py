@@ -36,8 +36,9 @@ TABLE5 = {
 TABLE5_MRR_AT_10 = {"linrec": True, "fmlp": False, "hybrid": True}
 TABLE5_PROTOCOLS = {"linrec": "pop100", "fmlp": "uniform99",
                     "hybrid": "linrec pop100 + fmlp uniform99"}
-# Hybrid paper, Table VI: users for whom each model was better (top-10 hits of LinRec under
-# pop100 and FMLP-Rec under uniform99, the same mixed protocol).
+# Hybrid paper, Table VI: users for whom each model "produced the best recommendations" (the
+# better reciprocal rank in the top 10 of LinRec under pop100 and FMLP-Rec under uniform99, the
+# same mixed protocol; both: a tie; neither: no hit).
 TABLE6 = {
     "beauty": {"linrec": 2431, "fmlp": 7718, "both": 2838, "neither": 9376},
     "ml-1m": {"linrec": 1090, "fmlp": 2616, "both": 1470, "neither": 864},
