@@ -35,7 +35,9 @@ def merge(base: dict, extra: dict) -> None:
 
 
 @pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "demo.yaml"),
-                                   ("config.yaml", "real.yaml")])
+                                   ("config.yaml", "real.yaml"),
+                                   ("config.yaml", "real.yaml", "real-sports-yelp.yaml"),
+                                   ("config.yaml", "real.yaml", "paper-gaps.yaml")])
 def test_shipped_configs_are_valid(files):
     config = load(*files)
     validate(config, schema=SCHEMA)
