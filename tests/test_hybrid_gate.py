@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from hybridrec.cpu import limit_threads
 from hybridrec.hybrid.gate import (
     GateHyperparameters,
     fit_standardisation,
@@ -13,7 +14,6 @@ from hybridrec.hybrid.gate import (
     train_gates,
 )
 from hybridrec.hybrid.gate_file import SelectedGate, load_gate, save_gate
-from hybridrec.hybrid.threads import limit_threads
 
 NAMES = ("length", "unique_items", "entropy")
 

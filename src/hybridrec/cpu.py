@@ -1,4 +1,4 @@
-"""How a training or evaluation process uses the CPU: its thread count and its math runtime.
+"""How a process uses the CPU: its thread count, its math runtime, capped thread blocks.
 
 Two settings must be in place before torch loads its OpenMP and MKL runtimes, so an entry point
 calls :func:`configure_cpu_runtime` before anything imports torch (this module does not):
@@ -19,15 +19,22 @@ A third setting, :func:`reuse_freed_memory`, can be made at any time: glibc's al
 blocks above its mmap threshold (at most 32 MiB by default) with fresh pages that the kernel
 zero-fills on first touch, and a training step allocates and frees dozens of 25-100 MB
 activations, so memory-bound kernels spent half their time in page faults (docs/benchmarks.md).
+
+:func:`limit_threads` caps PyTorch's and the BLAS libraries' threads inside a block: the stages
+that multiply small matrices (the hybrid's gates, the text encoder) run single-threaded, where a
+second thread mostly adds synchronisation and spinning workers slow each call on a busy
+machine; their parallelism is one level up (one search shard per core).
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import math
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -127,3 +134,19 @@ def available_cores() -> int:
     if quota is not None:
         cores = min(cores, max(1, math.floor(quota)))
     return cores
+
+
+@contextlib.contextmanager
+def limit_threads(threads: int = 1) -> Iterator[None]:
+    """Cap PyTorch's and the BLAS libraries' threads to ``threads`` inside the block (torch is
+    imported here, not at the top: :func:`configure_cpu_runtime` must run before it loads)."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with threadpool_limits(limits=threads):
+            yield
+    finally:
+        torch.set_num_threads(previous)

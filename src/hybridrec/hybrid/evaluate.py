@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from hybridrec.cpu import limit_threads
 from hybridrec.hybrid.fusion import fuse
 from hybridrec.hybrid.gate import Gate
 from hybridrec.hybrid.list_metrics import KEYS, per_user_list_metrics
-from hybridrec.hybrid.threads import limit_threads
 from hybridrec.plain import plain
 
 HYBRID = "hybrid"

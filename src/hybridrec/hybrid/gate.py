@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from hybridrec.hybrid.threads import limit_threads
+from hybridrec.cpu import limit_threads
 
 _BETAS = (0.9, 0.999)
 _EPS = 1e-8
@@ -116,7 +116,7 @@ def train_gates(features: np.ndarray, best_branch: np.ndarray, n_branches: int,
 
     ``features`` (n, F) are raw; ``best_branch`` (n,) holds each row's class (see
     :func:`hybridrec.hybrid.features.best_branch`). Returns the gates in input order. Runs on
-    ``threads`` threads (see :mod:`hybridrec.hybrid.threads`).
+    ``threads`` threads (see :func:`hybridrec.cpu.limit_threads`).
     """
     if len(hyperparameters) != len(seeds):
         raise ValueError("one seed per hyperparameter set")

@@ -42,13 +42,13 @@ from optuna.distributions import (
 )
 from sklearn.model_selection import train_test_split
 
+from hybridrec.cpu import limit_threads
 from hybridrec.errors import HybridrecError
 from hybridrec.hybrid.align import target_ranks
 from hybridrec.hybrid.features import best_branch, eligible
 from hybridrec.hybrid.fusion import draw_fusion_randomness, fuse_vectorised
 from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
 from hybridrec.hybrid.list_metrics import KEYS, per_user_list_metrics
-from hybridrec.hybrid.threads import limit_threads
 from hybridrec.io import atomic_path
 from hybridrec.plain import plain
 

@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 import shap
 
+from hybridrec.cpu import limit_threads
 from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
-from hybridrec.hybrid.threads import limit_threads
 
 SHAP_GATE = GateHyperparameters(lr=1e-2, hidden=32, epochs=200, pos_weight=1.0)
 """The fixed settings of the explained gate; ``pos_weight`` is replaced by the balancing one

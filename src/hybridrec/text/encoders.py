@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from hybridrec.cpu import limit_threads
 from hybridrec.errors import ConfigError, MissingPackageError
-from hybridrec.hybrid.threads import limit_threads
 from hybridrec.io import file_checksum
 
 log = logging.getLogger(__name__)
