@@ -69,9 +69,9 @@ from hybridrec.evaluation.evaluate import (  # noqa: E402
     export_depth,
     load_eval_split,
 )
+from hybridrec.jobs.train import num_items_of  # noqa: E402
 from hybridrec.models import build_model  # noqa: E402
 from hybridrec.models.base import SequentialRecommender  # noqa: E402
-from hybridrec.training.run import num_items_of  # noqa: E402
 
 CONFIG = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 DATASET = "beauty-fmlp"

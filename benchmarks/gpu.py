@@ -85,9 +85,9 @@ from hybridrec.data.demo import generate_demo  # noqa: E402
 from hybridrec.data.preprocess import PreprocessConfig  # noqa: E402
 from hybridrec.data.store import write_dataset  # noqa: E402
 from hybridrec.evaluation.evaluate import load_eval_split  # noqa: E402
+from hybridrec.jobs.train import num_items_of  # noqa: E402
 from hybridrec.models import MODELS  # noqa: E402
 from hybridrec.training.batches import Sequences  # noqa: E402
-from hybridrec.training.run import num_items_of  # noqa: E402
 
 PRECISIONS = ("fp32", "tf32", "bf16")
 # Priority when the budget runs short: the paper's models, then the others in the registry.

@@ -39,7 +39,7 @@ import torch  # noqa: E402
 
 from hybridrec.evaluation.evaluate import load_eval_split, rank_split  # noqa: E402
 from hybridrec.evaluation.metrics import metrics_from_ranks  # noqa: E402
-from hybridrec.training.run import load_model  # noqa: E402
+from hybridrec.models.files import read_model  # noqa: E402
 
 REPORTED = ("hr@10", "ndcg@10", "mrr@10", "mrr")
 
@@ -69,7 +69,8 @@ def main() -> None:
     args = parser.parse_args()
 
     root = args.run / "results" / "data" / args.dataset
-    model, _ = load_model(args.run / "results" / "models" / args.dataset / args.model / "model.pt")
+    saved = read_model(args.run / "results" / "models" / args.dataset / args.model / "model.pt")
+    model = saved.build("pop100")  # the weights selected under pop100
     data = load_eval_split(root, "test", model.max_len, ["pop100"])
     ours = rank_split(model, data, "pop100", k=10, batch_size=args.batch_size).target_rank
 

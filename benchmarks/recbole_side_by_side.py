@@ -17,7 +17,7 @@
 3. Back to back, both on ``--threads`` threads with the same hyperparameters (``models.sasrec``
    of config/config.yaml, except 2 heads and batch 256 unless given: hidden 64, 2 layers, inner
    256, dropout 0.2 / 0.2, max_len 50, CE over the catalogue, Adam lr 0.001): ours through
-   ``hybridrec.training.run.train_on_dataset`` (the train rule's entry point, which also
+   ``hybridrec.jobs.train.train_on_dataset`` (the train rule's entry point, which also
    validates after every epoch; the epoch time is its ``train_seconds``), then RecBole's through
    ``benchmarks/recbole_runner.py`` in its venv (``Trainer._train_epoch``, no validation).
 4. After ``--epochs`` epochs, the last epoch's weights of each are scored on the validation
@@ -78,11 +78,11 @@ from hybridrec.data.store import dataset_files, write_dataset  # noqa: E402
 from hybridrec.evaluation.evaluate import EvalSplit, load_eval_split  # noqa: E402
 from hybridrec.evaluation.metrics import metrics_from_ranks  # noqa: E402
 from hybridrec.evaluation.ranking import rank_full  # noqa: E402
+from hybridrec.jobs.train import num_items_of, train_on_dataset  # noqa: E402
 from hybridrec.models.base import SequentialRecommender  # noqa: E402
 from hybridrec.training.batches import Sequences  # noqa: E402
 from hybridrec.training.checkpoint import load_checkpoint  # noqa: E402
 from hybridrec.training.config import TrainConfig  # noqa: E402
-from hybridrec.training.run import num_items_of, train_on_dataset  # noqa: E402
 from hybridrec.training.settings import ModelSettings, resolve_settings  # noqa: E402
 
 HiddenFn = Callable[[torch.Tensor], torch.Tensor]  # row positions (B,) -> hidden states (B, d)

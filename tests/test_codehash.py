@@ -36,7 +36,7 @@ def test_models_are_read_from_their_registration():
 def test_a_training_job_runs_its_own_model_and_no_other():
     fmlp = set(codehash.code_modules(SCRIPTS / "train.py", "fmlp"))
     linrec = set(codehash.code_modules(SCRIPTS / "train.py", "linrec"))
-    assert {"hybridrec.models.fmlp", "hybridrec.training.loop", "hybridrec.training.run",
+    assert {"hybridrec.models.fmlp", "hybridrec.training.loop", "hybridrec.jobs.train",
             "hybridrec.evaluation.ranking", "script:train.py"} <= fmlp
     assert "hybridrec.models.linrec" not in fmlp and "hybridrec.models.sasrec" not in fmlp
     # LinRec is SASRec with another attention: SASRec's module is its real dependency

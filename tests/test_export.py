@@ -12,13 +12,13 @@ import pytest
 
 import hybridrec.io
 from hybridrec.errors import DataFormatError
-from hybridrec.evaluation.ranking import RankResult
-from hybridrec.export import (
+from hybridrec.evaluation.export import (
     METADATA_KEYS,
     PREDICTIONS_SCHEMA,
     read_predictions,
     write_predictions,
 )
+from hybridrec.evaluation.ranking import RankResult
 
 META: dict[str, Any] = {
     "protocol": "pop100",

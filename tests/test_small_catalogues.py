@@ -18,8 +18,8 @@ from hybridrec.data.demo import generate_demo
 from hybridrec.data.preprocess import PreprocessConfig
 from hybridrec.data.store import write_candidates, write_dataset
 from hybridrec.errors import HybridrecError
-from hybridrec.evaluation.run import evaluate_and_export
-from hybridrec.training.run import save_model, train_on_dataset
+from hybridrec.jobs.evaluate import evaluate_and_export
+from hybridrec.jobs.train import save_model, train_on_dataset
 from hybridrec.training.settings import ModelSettings
 
 
@@ -43,7 +43,7 @@ def _train(root, tmp_path, loss):
     settings = ModelSettings("sasrec", {"hidden_size": 8, "n_heads": 2, "inner_size": 8,
                                         "max_len": 8, "n_layers": 1},
                              {"epochs": 1, "batch_size": 16, "loss": loss, "patience": 1})
-    return train_on_dataset(root, settings, seed=0, device="cpu", bf16=False, protocol="full",
+    return train_on_dataset(root, settings, seed=0, device="cpu", bf16=False, protocols=["full"],
                             eval_batch_size=64, checkpoint_dir=tmp_path / "checkpoints",
                             history_path=tmp_path / "history.parquet", threads=1), settings
 
@@ -56,7 +56,7 @@ def test_a_two_item_catalogue_trains_and_is_evaluated_under_full_ranking(tmp_pat
         _train(root, tmp_path / "bce", "bce")
     assert not (tmp_path / "bce" / "history.parquet").exists()
 
-    (model, result), settings = _train(root, tmp_path, "ce")
+    (model, result, _), settings = _train(root, tmp_path, "ce")
     save_model(model, settings, result, tmp_path / "model.pt")
     paths = {("full", split): tmp_path / f"{split}.parquet" for split in ("valid", "test")}
     evaluate_and_export(model_path=tmp_path / "model.pt", dataset_root=root, dataset="two",

@@ -15,7 +15,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from hybridrec.errors import CheckpointError, ConfigError
-from hybridrec.heap import release_free_memory
 from hybridrec.models import build_model
 from hybridrec.training import checkpoint
 from hybridrec.training.batches import Batch, Sequences, TrainingBatches
@@ -59,18 +58,25 @@ def make_data(users: int = 48, seed: int = 0) -> tuple[Sequences, torch.Tensor, 
 DATA, VAL_INPUTS, VAL_TARGETS = make_data()
 
 
-def validate(model: Any) -> dict[str, float]:
+def validate(model: Any) -> dict[str, dict[str, float]]:
     """Full-ranking MRR and HR@10 of the held-out item (deterministic in the weights)."""
     hidden = model(VAL_INPUTS)[:, -1]  # (U, d)
     scores = hidden @ model.item_embeddings.weight.T  # (U, I + 1)
     target = scores.gather(1, VAL_TARGETS[:, None])
     rank = (scores[:, 1:] > target).sum(1) + 1
-    return {"mrr": float((1.0 / rank).mean()), "hr@10": float((rank <= 10).float().mean())}
+    return {"full": {"mrr": float((1.0 / rank).mean()),
+                     "hr@10": float((rank <= 10).float().mean())}}
+
+
+def scripted_mrr(*values: float) -> Any:
+    """A validate callable returning the next of ``values`` as the full-ranking MRR."""
+    scores = iter(values)
+    return lambda model: {"full": {"mrr": next(scores)}}
 
 
 def config(**overrides: Any) -> TrainConfig:
     base = dict(epochs=4, batch_size=16, lr=5e-3, loss="bce", objective="prefix", patience=10,
-                val_metric="mrr", seed=7, device="cpu", num_threads=1)
+                val_metric="mrr", val_protocols=("full",), seed=7, device="cpu", num_threads=1)
     return TrainConfig(**{**base, **overrides})
 
 
@@ -173,8 +179,8 @@ def test_resume_after_kill_is_bit_identical(tmp_path: Path, kill: tuple[int, int
 
 def test_kill_between_best_and_last_checkpoint(tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """best.pt of epoch 2 written, then killed before epoch-0002.pt: epoch 2 is redone
-    identically (best.pt, ahead of the checkpoint resumed, is rebuilt from epoch 1's)."""
+    """best-full.pt of epoch 2 written, then killed before epoch-0002.pt: epoch 2 is redone
+    identically (best-full.pt, ahead of the checkpoint resumed, is rebuilt from epoch 1's)."""
     cfg = config(epochs=3)
     reference, ref_result = run(tmp_path / "ref", cfg)
     real_save = checkpoint.save_checkpoint
@@ -189,23 +195,12 @@ def test_kill_between_best_and_last_checkpoint(tmp_path: Path,
     monkeypatch.setattr(checkpoint, "save_checkpoint", flaky_save)
     with pytest.raises(Kill):
         run(tmp_path / "killed", cfg)
-    assert saves[-2:] == ["best.pt", "epoch-0002.pt"]  # epoch 2 improved: its best.pt is on disk
+    assert saves[-2:] == ["best-full.pt", "epoch-0002.pt"]  # epoch 2 improved: on disk
     monkeypatch.setattr(checkpoint, "save_checkpoint", real_save)
     resumed, result = run(tmp_path / "killed", cfg, model=fresh_model(seed=3))
     assert result.resumed_from_epoch == 1
     assert_same_weights(reference, resumed)
     results_equal(ref_result, result)
-
-
-def test_releasing_the_heap_after_every_step_changes_no_weight(tmp_path: Path) -> None:
-    """The pipeline's heap bound returns free pages to the kernel between steps (hybridrec.heap);
-    done after every step, training computes exactly what it computes without it."""
-    cfg = config(epochs=2, loss="ce")
-    plain, plain_result = run(tmp_path / "plain", cfg)
-    released, released_result = run(tmp_path / "released", cfg,
-                                    on_step=lambda _epoch, _step: release_free_memory())
-    assert_same_weights(plain, released)
-    results_equal(plain_result, released_result)
 
 
 def test_rerun_of_finished_training_returns_same_result(tmp_path: Path) -> None:
@@ -221,28 +216,69 @@ def test_early_stopping_keeps_best(tmp_path: Path) -> None:
     scores = iter([0.1, 0.3, 0.2, 0.3, 0.25, 0.9, 0.9])
     snapshots: list[dict[str, torch.Tensor]] = []
 
-    def scripted(model: nn.Module) -> dict[str, float]:
+    def scripted(model: nn.Module) -> dict[str, dict[str, float]]:
         snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
-        return {"mrr": next(scores)}
+        return {"full": {"mrr": next(scores)}}
 
     model, result = run(tmp_path, config(epochs=20, patience=3), validate=scripted)
     assert result.stopped_early and result.epochs_run == 5
     assert result.best_epoch == 2 and result.best_metrics == {"mrr": 0.3}
     assert_same_weights(model, snapshots[1])
-    state, meta = load_best(result.best_checkpoint)
+    state, meta = load_best(result.primary.checkpoint)
     assert meta["epoch"] == 2 and meta["metrics"] == {"mrr": 0.3}
     assert_same_weights(state, snapshots[1])
     history = pd.read_parquet(tmp_path / "hist.pq")
-    assert history["improved"].tolist() == [True, True, False, False, False]
-    assert history["val_mrr"].tolist() == [0.1, 0.3, 0.2, 0.3, 0.25]
+    assert history["improved_full"].tolist() == [True, True, False, False, False]
+    assert history["val_full_mrr"].tolist() == [0.1, 0.3, 0.2, 0.3, 0.25]
+
+
+def test_each_protocol_keeps_its_own_best_epoch_and_training_stops_when_all_stall(
+        tmp_path: Path) -> None:
+    """Two selections: each keeps the best epoch of its own scores, its own best file holds
+    that epoch's weights, and training runs until the later one has stalled too."""
+    scores = iter([(0.1, 0.5), (0.3, 0.4), (0.2, 0.6), (0.25, 0.3), (0.2, 0.7), (0.1, 0.2),
+                   (0.1, 0.2), (0.1, 0.2), (0.1, 0.2)])
+    snapshots: list[dict[str, torch.Tensor]] = []
+
+    def scripted(model: nn.Module) -> dict[str, dict[str, float]]:
+        snapshots.append({k: v.clone() for k, v in model.state_dict().items()})
+        full, sampled = next(scores)
+        return {"full": {"mrr": full}, "uniform99": {"mrr": sampled}}
+
+    cfg = config(epochs=20, patience=3, val_protocols=("full", "uniform99"))
+    model, result = run(tmp_path, cfg, validate=scripted)
+    assert {k: s.epoch for k, s in result.selections.items()} == {"full": 2, "uniform99": 5}
+    assert result.stopped_early and result.epochs_run == 8  # uniform99 stalls after epoch 8
+    assert_same_weights(model, snapshots[1])  # the primary (full) selection
+    for name, selected in result.selections.items():
+        state, meta = load_best(selected.checkpoint)
+        assert meta["epoch"] == selected.epoch and meta["selection"] == name
+        assert_same_weights(state, snapshots[selected.epoch - 1])
+    history = pd.read_parquet(tmp_path / "hist.pq")
+    assert history["best_epoch_uniform99"].tolist() == [1, 1, 3, 3, 5, 5, 5, 5]
+
+
+def test_a_selection_picks_what_a_run_selecting_on_it_alone_picks(tmp_path: Path) -> None:
+    """Validation draws no random number, so adding a second protocol to select under changes
+    neither the trajectory nor the first protocol's best epoch and weights."""
+    alone_model, alone = run(tmp_path / "alone", config(epochs=3))
+
+    def two(model: nn.Module) -> dict[str, dict[str, float]]:
+        metrics = validate(model)["full"]
+        return {"full": metrics, "uniform99": {"mrr": 1.0 - metrics["mrr"]}}
+
+    both_model, both = run(tmp_path / "both", config(epochs=3, val_protocols=("full", "uniform99")),
+                           validate=two)
+    assert both.selections["full"].epoch == alone.best_epoch
+    assert_same_weights(alone_model, both_model)
 
 
 def test_checkpoints_load_weights_only(tmp_path: Path) -> None:
     _, result = run(tmp_path, config(epochs=1))
-    folder = result.best_checkpoint.parent
+    folder = result.primary.checkpoint.parent
     assert folder.name == result.config_hash[:12]
     assert epoch_files(folder) == ["epoch-0000.pt", "epoch-0001.pt"]
-    for name in ("best.pt", "epoch-0001.pt"):
+    for name in ("best-full.pt", "epoch-0001.pt"):
         ckpt = torch.load(folder / name, weights_only=True)
         assert set(TinyRec().state_dict()) == set(ckpt["model"])
     last = torch.load(folder / "epoch-0001.pt", weights_only=True)
@@ -299,7 +335,7 @@ def test_lowering_the_epoch_budget_stops_at_it_from_a_kept_checkpoint(tmp_path: 
 
 
 def test_training_learns(tmp_path: Path) -> None:
-    before = validate(fresh_model().eval())["mrr"]
+    before = validate(fresh_model().eval())["full"]["mrr"]
     _, result = run(tmp_path, config(epochs=6, lr=1e-2, loss="ce"))
     assert result.best_metrics["mrr"] > before + 0.2
     assert result.history["loss"].iloc[-1] < result.history["loss"].iloc[0]
@@ -341,9 +377,12 @@ def test_config_validation() -> None:
         TrainConfig(loss="mse")
     with pytest.raises(ValueError, match="training.objective"):
         TrainConfig(objective="all")
-    cfg = TrainConfig.linrec_official()
-    assert (cfg.loss, cfg.batch_size, cfg.val_metric) == ("ce", 2048, "ndcg@10")
+    with pytest.raises(ValueError, match="training.val_protocols"):
+        TrainConfig(val_protocols=("full", "full"))
+    cfg = config()
     assert dataclasses.replace(cfg, progress=True).resume_key() == cfg.resume_key()
+    assert dataclasses.replace(cfg, val_protocols=("full", "pop100")).resume_key() \
+        != cfg.resume_key()
 
 
 def test_smoke_with_real_model(tmp_path: Path) -> None:
@@ -386,19 +425,19 @@ def test_truncated_newest_checkpoint_resumes_from_the_previous_one(
 
 def test_a_flipped_byte_is_caught_and_best_rebuilt(tmp_path: Path,
                                                     caplog: pytest.LogCaptureFixture) -> None:
-    """A byte flipped inside best.pt's weights still unpickles: the CRC check catches it, and
-    best.pt is rebuilt from the best epoch's own checkpoint."""
+    """A byte flipped inside best-full.pt's weights still unpickles: the CRC check catches it,
+    and the file is rebuilt from the best epoch's own checkpoint."""
     cfg = config(epochs=2)
     reference, ref_result = run(tmp_path / "ref", cfg)
     with pytest.raises(Kill):
         run(tmp_path / "killed", cfg, on_step=kill_at(2, 1))
     (folder,) = checkpoint_sets(tmp_path / "killed")
-    data = bytearray((folder / "best.pt").read_bytes())
+    data = bytearray((folder / "best-full.pt").read_bytes())
     data[len(data) // 2] ^= 0xFF
-    (folder / "best.pt").write_bytes(bytes(data))
+    (folder / "best-full.pt").write_bytes(bytes(data))
     with caplog.at_level(logging.INFO):
         resumed, result = run(tmp_path / "killed", cfg, model=fresh_model(seed=99))
-    assert "fails its CRC-32" in caplog.text and (folder / "best.pt.damaged").exists()
+    assert "fails its CRC-32" in caplog.text and (folder / "best-full.pt.damaged").exists()
     assert result.resumed_from_epoch == 1
     assert_same_weights(reference, resumed)
     results_equal(ref_result, result)
@@ -436,13 +475,13 @@ def test_a_failing_rerun_leaves_every_checkpoint_in_place(tmp_path: Path) -> Non
 
 
 def test_kept_checkpoints_are_the_newest_and_the_best_epochs_they_name(tmp_path: Path) -> None:
-    scores = iter([0.1, 0.5, 0.2, 0.3, 0.25, 0.2, 0.9])
-    _, result = run(tmp_path, config(epochs=6), validate=lambda m: {"mrr": next(scores)})
+    _, result = run(tmp_path, config(epochs=6),
+                    validate=scripted_mrr(0.1, 0.5, 0.2, 0.3, 0.25, 0.2, 0.9))
     assert result.best_epoch == 2
     (folder,) = checkpoint_sets(tmp_path)
     assert epoch_files(folder) == ["epoch-0002.pt", "epoch-0004.pt", "epoch-0005.pt",
                                    "epoch-0006.pt"]
-    assert load_best(folder / "best.pt")[1]["epoch"] == 2
+    assert load_best(folder / "best-full.pt")[1]["epoch"] == 2
 
 
 def test_load_checkpoint_names_a_damaged_file(tmp_path: Path) -> None:
@@ -454,7 +493,7 @@ def test_load_checkpoint_names_a_damaged_file(tmp_path: Path) -> None:
 
 
 def test_text_dim_follows_the_embeddings_file() -> None:
-    from hybridrec.training.run import with_text_dim
+    from hybridrec.jobs.train import with_text_dim
     from hybridrec.training.settings import ModelSettings
 
     settings = ModelSettings("m2rec", {"hidden_size": 16}, {})

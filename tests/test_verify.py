@@ -22,7 +22,8 @@ def _results(root):
     write_candidates(root / "data" / "d", "uniform99", seed=0, dataset="d")
     write_json({"dataset": "d", "model": "m", "splits": {}, "training": {}},
                root / "metrics" / "d" / "m.json")
-    model = {"name": "m", "num_items": 3, "architecture": {}, "state_dict": {"w": torch.ones(2)}}
+    model = {"format": 2, "name": "m", "num_items": 3, "architecture": {}, "selections": {},
+             "weights": {"1": {"w": torch.ones(2)}}}
     (root / "models" / "d" / "m" / "checkpoints").mkdir(parents=True)
     torch.save(model, root / "models" / "d" / "m" / "model.pt")
     torch.save(model, root / "models" / "d" / "m" / "checkpoints" / "last.pt")

@@ -64,7 +64,7 @@ def test_demo_tables_exist_and_name_their_protocol(demo_run):
 
 
 def test_the_hybrid_runs_once_per_protocol_from_that_protocols_exports(demo_run):
-    from hybridrec.export import read_predictions
+    from hybridrec.evaluation.export import read_predictions
 
     for protocol in ("full", "uniform99"):
         root = demo_run / "results/hybrid/demo" / protocol

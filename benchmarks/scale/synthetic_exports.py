@@ -3,7 +3,8 @@
 Training a model on a million users is out of this machine's budget, so the scale benchmark
 (``benchmarks/scale_run.py``) places these files where the DAG expects the models' exports
 (``results/predictions/{dataset}/{branch}/{protocol}/{split}.parquet``) and runs every rule after
-them through Snakemake. They are written by :func:`hybridrec.export.write_predictions` from a
+them through Snakemake. They are written by
+:func:`hybridrec.evaluation.export.write_predictions` from a
 :class:`hybridrec.evaluation.ranking.RankResult`, as evaluation writes them.
 
 The scorer is cheap and deterministic (from ``--seed``), built so that the hybrid has something
@@ -41,8 +42,8 @@ from hybridrec.data.store import (
     read_negatives,
     read_split,
 )
+from hybridrec.evaluation.export import write_predictions
 from hybridrec.evaluation.ranking import RankResult
-from hybridrec.export import write_predictions
 
 BRANCHES = {"linrec": 2.6, "fmlp": 2.4}  # branch -> mean log target rank under full ranking
 SAMPLED_SHIFT = -1.9  # the same ranks among 100 candidates: e^-1.9 ~ 1/7 of the full rank

@@ -25,7 +25,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import torch
 
-from hybridrec.export import METADATA_KEYS, PREDICTIONS_SCHEMA
+from hybridrec.evaluation.export import METADATA_KEYS, PREDICTIONS_SCHEMA
 
 # (pattern relative to results/, what the file must hold); the first matching pattern applies
 PARQUET_COLUMNS: tuple[tuple[str, frozenset[str]], ...] = (
@@ -45,7 +45,8 @@ JSON_KEYS: tuple[tuple[str, frozenset[str]], ...] = (
     ("metrics/*.json", frozenset({"dataset", "model", "splits", "training"})),
 )
 TORCH_KEYS: tuple[tuple[str, frozenset[str]], ...] = (
-    ("models/*/model.pt", frozenset({"name", "num_items", "architecture", "state_dict"})),
+    ("models/*/model.pt", frozenset({"format", "name", "num_items", "architecture", "weights",
+                                       "selections"})),
 )
 CHECKED_SUFFIXES = (".parquet", ".json", ".pt")
 

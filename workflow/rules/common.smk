@@ -43,6 +43,16 @@ EXPORT_PROTOCOLS = list(
     dict.fromkeys(p for h in HYBRID_PROTOCOLS for p in branch_protocols(h).values())
 )
 HYBRID_RUNS = [(d, p) for d in DATASETS for p in HYBRID_PROTOCOLS]
+# cores a training, evaluation or embedding job reserves: the threads it computes with
+# (training.threads), or every core where that is 0 (--set-threads still overrides it)
+JOB_THREADS = config["training"]["threads"] or workflow.cores
+# every protocol a model is evaluated under, evaluation.protocol first: training keeps the best
+# epoch under each (one run serves every protocol), and each protocol is scored with its own
+SELECTION_PROTOCOLS = list(
+    dict.fromkeys(
+        [config["evaluation"]["protocol"], *config["evaluation"]["protocols"], *EXPORT_PROTOCOLS]
+    )
+)
 
 
 # relative to this file, also when the workflow is used as a module (workflow.basedir is then
@@ -117,8 +127,7 @@ def candidates_of(dataset, protocols):
 
 def evaluation_data(dataset):
     """The dataset files evaluation reads: every reported protocol's and every export's."""
-    protocols = dict.fromkeys([*config["evaluation"]["protocols"], *EXPORT_PROTOCOLS])
-    return dataset_outputs(dataset) + candidates_of(dataset, protocols)
+    return dataset_outputs(dataset) + candidates_of(dataset, SELECTION_PROTOCOLS)
 
 
 def item_text_config(wildcards):
@@ -185,13 +194,14 @@ def item_text_embeddings(wildcards):
 
 
 def validation_candidates(dataset):
-    """The candidates training validates on (evaluation.protocol; none under full ranking)."""
+    """The validation candidates of every sampled protocol training selects under."""
     from hybridrec.data.store import candidate_files
 
-    protocol = config["evaluation"]["protocol"]
-    if protocol == "full":
-        return []
-    return str(candidate_files(f"results/data/{dataset}", protocol)["valid"])
+    return [
+        str(candidate_files(f"results/data/{dataset}", protocol)["valid"])
+        for protocol in SELECTION_PROTOCOLS
+        if protocol != "full"
+    ]
 
 
 def branch_predictions(wildcards):

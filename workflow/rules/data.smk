@@ -117,8 +117,7 @@ rule embed_items:
         "benchmarks/out/text/{dataset}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
-    # every core: the job computes with training.threads whatever Snakemake reserves
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=4000,
     script:

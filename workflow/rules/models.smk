@@ -18,7 +18,7 @@ rule train:
         device=config["training"]["device"],
         bf16=config["training"]["bf16"],
         threads=config["training"]["threads"],
-        protocol=config["evaluation"]["protocol"],
+        protocols=SELECTION_PROTOCOLS,
         eval_batch_size=config["evaluation"]["batch_size"],
         checkpoints=lambda w: f"results/models/{w.dataset}/{w.model}/checkpoints",
         code=model_script_code("train"),
@@ -28,8 +28,7 @@ rule train:
         "benchmarks/out/train/{dataset}/{model}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
-    # every core: the job computes with training.threads whatever Snakemake reserves
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=8000,
         runtime=720,
@@ -43,6 +42,7 @@ rule evaluate:
     input:
         model="results/models/{dataset}/{model}/model.pt",
         data=lambda w: evaluation_data(w.dataset),
+        text=item_text_embeddings,
     output:
         metrics="results/metrics/{dataset}/{model}.json",
         # the top-k lists of every protocol a hybrid run reads (hybrid.protocols)
@@ -53,7 +53,7 @@ rule evaluate:
         ),
     params:
         root=lambda w: f"results/data/{w.dataset}",
-        protocols=config["evaluation"]["protocols"],
+        protocols=SELECTION_PROTOCOLS,
         export_protocols=EXPORT_PROTOCOLS,
         topk=config["evaluation"]["topk"],
         batch_size=config["evaluation"]["batch_size"],
@@ -66,7 +66,7 @@ rule evaluate:
         "benchmarks/out/evaluate/{dataset}/{model}.tsv"
     conda:
         "../../envs/hybridrec.yaml"
-    threads: workflow.cores
+    threads: JOB_THREADS
     resources:
         mem_mb=8000,
         gpu=0 if config["training"]["device"] == "cpu" else 1,

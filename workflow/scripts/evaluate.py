@@ -6,7 +6,7 @@ from itertools import product  # noqa: E402
 
 from hybridrec.cpu import available_cores  # noqa: E402
 from hybridrec.devices import claim_device  # noqa: E402
-from hybridrec.evaluation.run import evaluate_and_export  # noqa: E402
+from hybridrec.jobs.evaluate import evaluate_and_export  # noqa: E402
 from hybridrec.provenance import add_to_record, start_job  # noqa: E402
 
 start_job(snakemake)
@@ -24,4 +24,5 @@ with claim_device(snakemake.params.device) as device:
         prediction_paths=dict(zip(exports, snakemake.output.predictions, strict=True)),
         threads=snakemake.params.threads,
         device=str(device),
+        item_embeddings=snakemake.input.text or None,
     )

@@ -1,12 +1,12 @@
-"""Train one model on one preprocessed dataset folder, validating with the shared protocol."""
+"""The train job: one model on one preprocessed dataset folder, selected under every protocol it
+is evaluated under, written as ``model.pt`` (:mod:`hybridrec.models.files`)."""
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import logging
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import torch
@@ -18,10 +18,11 @@ from hybridrec.devices import resolve_device
 from hybridrec.errors import ConfigError, HybridrecError
 from hybridrec.evaluation.evaluate import evaluate_protocols, load_eval_split
 from hybridrec.heap import ResidentMemoryBound
-from hybridrec.io import atomic_path
 from hybridrec.models import build_model
 from hybridrec.models.base import SequentialRecommender
+from hybridrec.models.files import SavedModel, Selection, text_digest, write_model
 from hybridrec.training.batches import NegativeSampler, Sequences
+from hybridrec.training.checkpoint import load_best
 from hybridrec.training.config import TrainConfig
 from hybridrec.training.loop import TrainResult, train
 from hybridrec.training.settings import ModelSettings
@@ -36,18 +37,20 @@ def num_items_of(root: str | Path) -> int:
 
 def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, device: str,
                      placement: str | None = None,
-                     bf16: bool, protocol: str, eval_batch_size: int,
+                     bf16: bool, protocols: Sequence[str], eval_batch_size: int,
                      checkpoint_dir: str | Path, history_path: str | Path, threads: int = 0,
                      item_embeddings: str | Path | None = None
-                     ) -> tuple[SequentialRecommender, TrainResult]:
+                     ) -> tuple[SequentialRecommender, TrainResult, str | None]:
     """Build ``settings.name``, train it on split/train.parquet, early-stop on validation.
 
-    Validation ranks the validation targets under ``protocol`` (the same candidates every model
-    sees); the returned model holds the best epoch's weights. A text-aware model takes its
-    frozen item text from ``item_embeddings`` (``results/text/{dataset}/item_embeddings.parquet``);
-    its ``text_dim`` is that file's width, and the text joins the checkpoint's resume key.
-    After every step, :class:`~hybridrec.heap.ResidentMemoryBound` keeps the heap's reused
-    memory from growing without bound.
+    Validation ranks the validation targets under each of ``protocols`` (the same candidates
+    every model sees; the first is the primary one) and keeps each protocol's best epoch; the
+    returned model holds the primary one's weights. A text-aware model takes its frozen item
+    text from ``item_embeddings`` (``results/text/{dataset}/item_embeddings.parquet``); its
+    ``text_dim`` is that file's width, and the text's digest (returned last, None without text)
+    joins the checkpoint's resume key. After every step,
+    :class:`~hybridrec.heap.ResidentMemoryBound` keeps the heap's reused memory from growing
+    without bound.
     """
     num_items = num_items_of(root)
     item_text = None
@@ -59,36 +62,37 @@ def train_on_dataset(root: str | Path, settings: ModelSettings, *, seed: int, de
     config = TrainConfig(**settings.training, seed=seed, device=device, placement=placement,
                          bf16=bf16,
                          num_threads=threads or None,
-                         val_protocol=protocol, eval_batch_size=eval_batch_size)
+                         val_protocols=tuple(protocols), eval_batch_size=eval_batch_size)
     torch.manual_seed(seed)  # the initial weights
     model = build_model(settings.name, num_items, **settings.architecture)
-    text_digest = None
+    digest = None
     if item_text is not None:
         model.set_item_text(item_text)
-        text_digest = hashlib.sha256(item_text.numpy().tobytes()).hexdigest()
+        digest = text_digest(item_text)
     model.to(resolve_device(placement or device))
     train_items = pq.read_table(dataset_files(root)["train"], columns=["items"]).column("items")
     sequences = Sequences.from_arrow(train_items, num_items)
     if config.loss == "bce":
         _check_negatives_exist(sequences, settings.name, root)
-    valid = load_eval_split(root, "valid", model.max_len, [protocol])
+    valid = load_eval_split(root, "valid", model.max_len, protocols)
 
-    def validate(m: torch.nn.Module) -> dict[str, float]:
+    def validate(m: torch.nn.Module) -> dict[str, dict[str, float]]:
         assert isinstance(m, SequentialRecommender)
         # the metrics come from the target's rank; k only sizes the top-k lists, unused here,
         # and one item (the target, always ranked) exists in any catalogue
-        metrics, _ = evaluate_protocols(m, valid, [protocol], k=1, batch_size=eval_batch_size)
-        return metrics[protocol]
+        metrics, _ = evaluate_protocols(m, valid, protocols, k=1, batch_size=eval_batch_size)
+        return metrics
 
-    log.info("training %s on %s: %d users, %d items, device %s, settings %s",
-             settings.name, root, sequences.num_users, num_items, config.device, settings)
+    log.info("training %s on %s: %d users, %d items, device %s, selected under %s, settings %s",
+             settings.name, root, sequences.num_users, num_items, config.device,
+             ", ".join(protocols), settings)
     result = train(model, sequences, config, checkpoint_dir=checkpoint_dir,
                    history_path=history_path, log=log, validate=validate,
                    model_spec={"name": settings.name, **settings.architecture,
                                "code": weights_code_hash(settings.name),
-                               "item_text": text_digest},
+                               "item_text": digest},
                    on_step=ResidentMemoryBound())
-    return model, result
+    return model, result, digest
 
 
 def with_text_dim(settings: ModelSettings, dim: int, source: str | Path) -> ModelSettings:
@@ -113,33 +117,17 @@ def _check_negatives_exist(sequences: Sequences, model: str, root: str | Path) -
 
 
 def save_model(model: SequentialRecommender, settings: ModelSettings, result: TrainResult,
-               path: str | Path) -> None:
-    """The trained model as one file: name, hyperparameters, weights and, inside a job, its
-    provenance record as JSON text (weights_only-safe)."""
-    payload: dict[str, Any] = {
-        "name": settings.name,
-        "num_items": model.num_items,
-        "architecture": {k: v for k, v in dataclasses.asdict(model.config).items()
-                         if k != "num_items"},
-        "training": settings.training,
-        "state_dict": model.state_dict(),
-        "best_epoch": result.best_epoch,
-        "epochs_run": result.epochs_run,
-        "seconds": result.seconds,
-        "best_metrics": result.best_metrics,
-    }
-    if (record := provenance.record_json()) is not None:
-        payload["provenance"] = record
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-
-
-def load_model(path: str | Path, device: str = "cpu"
-               ) -> tuple[SequentialRecommender, dict[str, Any]]:
-    """Rebuild a model saved by :func:`save_model`: the model (eval mode) and its metadata."""
-    payload = torch.load(path, map_location=device, weights_only=True)
-    model = build_model(payload["name"], payload["num_items"], **payload["architecture"])
-    model.load_state_dict(payload.pop("state_dict"))
-    model.to(device).eval()
-    return model, payload
-
+               path: str | Path, item_text: str | None = None) -> None:
+    """The trained model as one file (:mod:`hybridrec.models.files`): how to build it, the
+    weights of every selection's best epoch and, inside a job, its provenance record."""
+    weights = {s.epoch: load_best(s.checkpoint)[0] for s in result.selections.values()}
+    saved = SavedModel(
+        name=settings.name, num_items=model.num_items,
+        architecture={k: v for k, v in dataclasses.asdict(model.config).items()
+                      if k != "num_items"},
+        training=settings.training, primary=next(iter(result.selections)),
+        selections={name: Selection(s.epoch, s.metrics) for name, s in result.selections.items()},
+        weights=weights, epochs_run=result.epochs_run, seconds=result.seconds,
+        stopped_early=result.stopped_early, item_text=item_text,
+        provenance=provenance.record_json())
+    write_model(saved, path)

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from hybridrec.io import atomic_path, write_csv, write_json, write_text
+from hybridrec.models.files import read_model
 from hybridrec.plain import plain
 from hybridrec.provenance import read_provenance
 from hybridrec.reporting.comparison import NOTABLE, comparison_table
@@ -58,27 +59,25 @@ def markdown_table(frame: pd.DataFrame, digits: int = 4) -> str:
 
 
 def training_summary(model_path: str | Path, history_path: str | Path) -> dict[str, Any]:
-    """Epochs run, best epoch, stop reason and seconds of one trained model."""
-    payload = torch.load(model_path, map_location="cpu", weights_only=True)
+    """Epochs run, the epoch selected under each protocol, stop reason and seconds of one
+    trained model."""
+    saved = read_model(model_path)
     history = pd.read_parquet(history_path)
-    training = payload.get("training", {})
-    patience = int(training.get("patience", 10))
-    budget = int(training.get("epochs", len(history)))
-    epochs_run, best_epoch = int(payload["epochs_run"]), int(payload["best_epoch"])
-    if epochs_run - best_epoch >= patience:
-        stop = f"early stopping: {epochs_run - best_epoch} epochs without gain " \
-               f"(patience {patience})"
+    patience = int(saved.training.get("patience", 10))
+    budget = int(saved.training.get("epochs", len(history)))
+    epochs_run = saved.epochs_run
+    if saved.stopped_early:
+        stop = f"early stopping: every protocol {patience} epochs or more without gain"
     elif epochs_run >= budget:
-        stop = f"epoch budget {budget} reached ({epochs_run - best_epoch} epochs after the best)"
+        stop = f"epoch budget {budget} reached"
     else:
         stop = f"stopped by hand after {epochs_run} of {budget} epochs"
-    metric_columns = [c for c in history.columns if c.startswith("val_") and c != "val_users"]
-    return {"model": payload["name"], "epochs_run": epochs_run, "best_epoch": best_epoch,
+    return {"model": saved.name, "epochs_run": epochs_run, "best_epoch": saved.epoch_of(),
+            "selected_epochs": {name: s.epoch for name, s in saved.selections.items()},
             "epoch_budget": budget, "patience": patience, "stop": stop,
-            "training_seconds": round(float(payload["seconds"]), 1),
-            "best_validation": {k.removeprefix("val_"): float(history.loc[
-                history["epoch"] == best_epoch, k].iloc[0]) for k in metric_columns},
-            "architecture": plain(payload["architecture"]), "training": plain(training)}
+            "training_seconds": round(saved.seconds, 1),
+            "best_validation": {name: s.metrics for name, s in saved.selections.items()},
+            "architecture": plain(saved.architecture), "training": plain(saved.training)}
 
 
 def machine() -> dict[str, Any]:
@@ -118,7 +117,8 @@ def write_bundle(out_dir: str | Path, dataset: str, *, tables: Sequence[str | Pa
     trained = {name: training_summary(*paths) for name, paths in models.items()}
     sections.append("## Training\n")
     sections.append(markdown_table(pd.DataFrame([
-        {"model": s["model"], "epochs run": s["epochs_run"], "best epoch": s["best_epoch"],
+        {"model": s["model"], "epochs run": s["epochs_run"],
+         "selected epochs": ", ".join(f"{k} {v}" for k, v in s["selected_epochs"].items()),
          "stop": s["stop"], "training s": s["training_seconds"]} for s in trained.values()]),
         digits=1))
 

@@ -35,17 +35,20 @@ def save_figure(figure: Figure, path: PathLike) -> None:
 
 
 def plot_learning_curve(history: pd.DataFrame, title: str, protocol: str, path: PathLike) -> None:
-    """Training loss and validation metrics per epoch, the best epoch marked."""
-    metrics = [c for c in history.columns if c.startswith("val_") and c != "val_users"]
+    """Training loss and validation metrics under ``protocol`` per epoch, the epoch selected
+    under it marked."""
+    prefix = f"val_{protocol}_"
+    metrics = [c for c in history.columns if c.startswith(prefix) and c != f"{prefix}users"]
     figure = Figure(figsize=(10, 3.6))
     loss_ax, metric_ax = figure.subplots(1, 2)
     loss_ax.plot(history["epoch"], history["loss"], marker="o", ms=3)
     loss_ax.set(xlabel="epoch", ylabel="training loss", title=title)
     for column in metrics:
         metric_ax.plot(history["epoch"], history[column], marker="o", ms=3,
-                       label=column.removeprefix("val_"))
-    if "best_epoch" in history:
-        metric_ax.axvline(int(history["best_epoch"].iloc[-1]), color="grey", ls="--", lw=1)
+                       label=column.removeprefix(prefix))
+    if f"best_epoch_{protocol}" in history:
+        metric_ax.axvline(int(history[f"best_epoch_{protocol}"].iloc[-1]), color="grey",
+                          ls="--", lw=1)
     metric_ax.set(xlabel="epoch", ylabel=f"validation ({protocol})")
     metric_ax.legend(fontsize=7, ncol=2)
     save_figure(figure, path)

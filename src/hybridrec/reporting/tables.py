@@ -72,7 +72,7 @@ def models_table(reports: list[dict], protocol: str) -> pd.DataFrame:
              "mrr10": r["splits"]["test"][protocol]["mrr@10"],
              "ndcg10": r["splits"]["test"][protocol]["ndcg@10"],
              "hr10": r["splits"]["test"][protocol]["hr@10"],
-             "best_epoch": r["training"]["best_epoch"]}
+             "best_epoch": r["training"]["selections"][protocol]["epoch"]}
             for r in reports]
     return pd.DataFrame(rows)
 

@@ -9,9 +9,10 @@ zip format records for every entry, so a truncated file and a flipped byte are b
 folder ``<root>/<config hash[:12]>/``:
 
 - ``epoch-NNNN.pt``: the full resume state after epoch NNNN (``epoch-0000.pt`` before the
-  first step). The newest :data:`KEEP_LAST` are kept, and every epoch that a kept one names as its
-  best, so that ``best.pt`` can always be rebuilt;
-- ``best.pt``: the weights and validation metrics of the best epoch so far.
+  first step). The newest :data:`KEEP_LAST` are kept, and every epoch that a kept one names as a
+  best, so that each ``best-<selection>.pt`` can always be rebuilt;
+- ``best-<selection>.pt``: the weights and validation metrics of the best epoch so far under one
+  selection (a validation protocol: ``best-full.pt``, ``best-uniform99.pt``, ...).
 
 A file that fails to load is logged by path and moved aside to ``<name>.damaged``, never
 deleted, and the next older one is tried. Folders of other configurations are never touched, so
@@ -27,7 +28,7 @@ import os
 import pickle
 import re
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +38,7 @@ from hybridrec.errors import CheckpointError
 from hybridrec.io import atomic_path
 from hybridrec.plain import plain
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 KEEP_LAST = 3
 """Epoch checkpoints kept besides the best epochs they name: a damaged newest one costs an epoch."""
 _EPOCH_FILE = re.compile(r"epoch-(\d+)\.pt")
@@ -92,7 +93,7 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
 
 def load_best(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
               ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """``(model state dict, metadata)`` of a ``best.pt`` written by the training loop."""
+    """``(model state dict, metadata)`` of a ``best-<selection>.pt`` written by the loop."""
     ckpt = load_checkpoint(path, map_location)
     state = ckpt.pop("model")
     return state, ckpt
@@ -106,12 +107,14 @@ class CheckpointSet:
         self.root = Path(root)
         self.digest = digest
         self.folder = self.root / digest[:12]
-        self.best_path = self.folder / "best.pt"
         self.log = log
         self.keep_last = keep_last
 
     def epoch_path(self, epoch: int) -> Path:
         return self.folder / f"epoch-{epoch:04d}.pt"
+
+    def best_path(self, selection: str) -> Path:
+        return self.folder / f"best-{selection}.pt"
 
     def epochs(self) -> list[int]:
         """Epochs that have a checkpoint file, newest first."""
@@ -134,57 +137,68 @@ class CheckpointSet:
                 yield ckpt
 
     def save_epoch(self, payload: Mapping[str, Any], epoch: int,
-                   best_epoch_after: Mapping[int, int]) -> None:
+                   best_epochs_after: Mapping[int, Iterable[int]]) -> None:
         """Write epoch ``epoch``'s checkpoint, then delete the older ones no longer needed.
 
-        ``best_epoch_after[e]`` is the best epoch as of epoch ``e``: the newest ``keep_last``
-        epochs are kept and so is each of their best epochs. Epochs after ``epoch`` (from an
-        earlier, longer run of this configuration) are kept too.
+        ``best_epochs_after[e]`` are the best epochs (one per selection) as of epoch ``e``: the
+        newest ``keep_last`` epochs are kept and so is each of their best epochs. Epochs after
+        ``epoch`` (from an earlier, longer run of this configuration) are kept too.
         """
         save_checkpoint(payload, self.epoch_path(epoch))
         newest = range(epoch - self.keep_last + 1, epoch + 1)
-        keep = {*newest, *(best_epoch_after.get(e, e) for e in newest)}
+        keep = {*newest, *(best for e in newest for best in best_epochs_after.get(e, (e,)))}
         for old in self.epochs():
             if old < epoch and old not in keep:
                 self.epoch_path(old).unlink(missing_ok=True)
 
-    def save_best(self, weights: Mapping[str, torch.Tensor], epoch: int,
+    def save_best(self, selection: str, weights: Mapping[str, torch.Tensor], epoch: int,
                   metrics: Mapping[str, float]) -> None:
         save_checkpoint({"format_version": FORMAT_VERSION, "config_hash": self.digest,
-                         "epoch": epoch, "metrics": dict(metrics), "model": weights},
-                        self.best_path)
+                         "selection": selection, "epoch": epoch, "metrics": dict(metrics),
+                         "model": weights}, self.best_path(selection))
 
     def ensure_best(self, ckpt: Mapping[str, Any]) -> bool:
-        """Make ``best.pt`` hold the best epoch named by the epoch checkpoint ``ckpt``.
+        """Make every ``best-<selection>.pt`` hold the best epoch the epoch checkpoint ``ckpt``
+        names for its selection.
 
-        It may hold a later epoch (a kill between writing ``best.pt`` and the epoch's checkpoint)
-        or be damaged: then it is rebuilt from that epoch's own checkpoint. False when no intact
-        copy of those weights is left (``ckpt`` cannot be resumed).
+        One may hold a later epoch (a kill between writing it and the epoch's checkpoint) or be
+        damaged: then it is rebuilt from that epoch's own checkpoint. False when no intact copy
+        of some selection's weights is left (``ckpt`` cannot be resumed).
         """
         state = ckpt["state"]
-        best_epoch = int(state["best_epoch"])
-        if best_epoch == 0:  # nothing validated yet
-            return True
-        best = self._read(self.best_path) if self.best_path.exists() else None
-        if best is not None and best.get("epoch") == best_epoch:
-            return True
-        source_path = self.epoch_path(best_epoch)
-        source = ckpt if state["epoch"] == best_epoch else (
-            self._read(source_path) if source_path.exists() else None)
-        if source is None:
-            self.log.warning("%s cannot be resumed: the weights of its best epoch %d are in "
-                             "neither %s nor %s", self.epoch_path(state["epoch"]), best_epoch,
-                             self.best_path, source_path)
-            return False
-        self.save_best(source["model"], best_epoch, state["best_metrics"])
-        self.log.info("%s rebuilt from %s", self.best_path, source_path)
+        for selection, best in state["selections"].items():
+            if not self._ensure_best(selection, int(best["epoch"]), best["metrics"], ckpt):
+                return False
         return True
 
-    def best_weights(self, epoch: int) -> dict[str, torch.Tensor]:
-        """The weights in ``best.pt``, which must be epoch ``epoch`` of this configuration."""
-        best = load_checkpoint(self.best_path)
+    def _ensure_best(self, selection: str, best_epoch: int, metrics: Mapping[str, float],
+                     ckpt: Mapping[str, Any]) -> bool:
+        if best_epoch == 0:  # nothing validated yet
+            return True
+        path = self.best_path(selection)
+        best = self._read(path) if path.exists() else None
+        if best is not None and best.get("epoch") == best_epoch:
+            return True
+        epoch = int(ckpt["state"]["epoch"])
+        source_path = self.epoch_path(best_epoch)
+        source = ckpt if epoch == best_epoch else (
+            self._read(source_path) if source_path.exists() else None)
+        if source is None:
+            self.log.warning("%s cannot be resumed: the weights of its best epoch %d under %s "
+                             "are in neither %s nor %s", self.epoch_path(epoch), best_epoch,
+                             selection, path, source_path)
+            return False
+        self.save_best(selection, source["model"], best_epoch, metrics)
+        self.log.info("%s rebuilt from %s", path, source_path)
+        return True
+
+    def best_weights(self, selection: str, epoch: int) -> dict[str, torch.Tensor]:
+        """The weights in ``best-<selection>.pt``, which must be epoch ``epoch`` of this
+        configuration."""
+        path = self.best_path(selection)
+        best = load_checkpoint(path)
         if best.get("config_hash") != self.digest or best.get("epoch") != epoch:
-            raise CheckpointError(f"{self.best_path}: holds epoch {best.get('epoch')} of "
+            raise CheckpointError(f"{path}: holds epoch {best.get('epoch')} of "
                                   f"configuration {str(best.get('config_hash'))[:12]}, expected "
                                   f"epoch {epoch} of {self.digest[:12]}")
         return dict(best["model"])

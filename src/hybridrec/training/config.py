@@ -1,5 +1,5 @@
-"""TrainConfig: every setting of the training loop, checked on construction, with the two papers'
-official presets and the part of it that identifies a checkpoint (the resume key)."""
+"""TrainConfig: every setting of the training loop, checked on construction, and the part of it
+that identifies a checkpoint (the resume key)."""
 
 from __future__ import annotations
 
@@ -24,8 +24,10 @@ _BUDGET_FIELDS = frozenset({"epochs", "patience"})
 class TrainConfig:
     """Everything the loop needs; defaults are FMLP-Rec's official Beauty settings.
 
-    ``val_metric`` is a key of the dict the ``validate`` callable returns (higher is better);
-    ``val_protocol`` only names the candidates that callable uses (recorded, hashed, not read).
+    ``val_protocols`` names the selections: the protocols validation ranks under, the first the
+    primary one (``evaluation.protocol``). Each keeps its own best epoch by ``val_metric`` (a key
+    of the metrics the ``validate`` callable returns per protocol; higher is better), and
+    training stops once every one of them has gone ``patience`` epochs without a gain.
     ``num_threads=None`` means every core this process may use (CPU threads; the value hashed
     for resume is the configured one, not the resolved one). It deliberately ignores the
     ``OMP_NUM_THREADS`` Snakemake sets from a job's reserved cores: CPU sums can depend on the
@@ -44,7 +46,7 @@ class TrainConfig:
     objective: str = "prefix"
     patience: int = 10
     val_metric: str = "mrr"
-    val_protocol: str = "uniform99"
+    val_protocols: tuple[str, ...] = ("uniform99",)
     seed: int = 42
     device: str = "auto"
     placement: str | None = None
@@ -65,6 +67,8 @@ class TrainConfig:
             "loss": self.loss in LOSSES,
             "objective": self.objective in OBJECTIVES,
             "patience": self.patience >= 1,
+            "val_protocols": len(self.val_protocols) >= 1
+            and len(set(self.val_protocols)) == len(self.val_protocols),
             "num_threads": self.num_threads is None or self.num_threads >= 1,
             "eval_batch_size": self.eval_batch_size >= 1,
             "grad_clip": self.grad_clip is None or self.grad_clip > 0,
@@ -74,20 +78,12 @@ class TrainConfig:
             if not ok:
                 raise ConfigError(f"training.{key}: invalid value {getattr(self, key)!r}")
         object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        object.__setattr__(self, "val_protocols", tuple(self.val_protocols))
 
-    @classmethod
-    def fmlp_official(cls, **overrides: Any) -> TrainConfig:
-        """FMLP-Rec on Beauty: BCE vs one negative, batch 256, <= 200 epochs, stop on MRR."""
-        return cls(**{**dict(epochs=200, batch_size=256, loss="bce", objective="prefix",
-                             patience=10, val_metric="mrr", val_protocol="uniform99"),
-                      **overrides})
-
-    @classmethod
-    def linrec_official(cls, **overrides: Any) -> TrainConfig:
-        """LinRec (RecBole) on ML-1M: CE over all items, batch 2048, <= 100 epochs, NDCG@10."""
-        return cls(**{**dict(epochs=100, batch_size=2048, loss="ce", objective="prefix",
-                             patience=10, val_metric="ndcg@10", val_protocol="pop100"),
-                      **overrides})
+    @property
+    def primary_protocol(self) -> str:
+        """The selection whose best epoch the trained model holds (``evaluation.protocol``)."""
+        return self.val_protocols[0]
 
     def resume_key(self) -> dict[str, Any]:
         """The fields hashed into a checkpoint (all but the cosmetic and the budget ones)."""

@@ -1,6 +1,6 @@
 """The training loop: Adam, per-epoch validation, early stopping, exact resume after a kill.
 
-One loop serves both models. ``loss="ce"`` is LinRec's official objective (softmax cross-entropy
+One loop serves every model. ``loss="ce"`` is LinRec's official objective (softmax cross-entropy
 over every item, logits ``hidden @ item_embeddings.weight.T``; like RecBole, the padding column 0
 stays in the softmax); ``loss="bce"`` is FMLP-Rec's (binary cross-entropy of the next item against
 one sampled negative, written with ``softplus`` instead of the official ``log(sigmoid + 1e-24)``
@@ -17,6 +17,13 @@ before its first step. A run killed at any moment and started again resumes from
 intact checkpoint (a partial epoch is redone) and, on the CPU, ends bit for bit where an
 uninterrupted run ends. Nothing of another configuration is ever deleted, and a damaged file is
 moved aside, not deleted.
+
+Selections: validation ranks under each protocol of ``config.val_protocols`` after every epoch,
+and each protocol keeps its own best epoch (``best-<protocol>.pt``) with its own patience
+counter. Training stops when every protocol has gone ``patience`` epochs without a gain. Since
+validation never changes the training trajectory (it draws no random number), each protocol's
+best epoch is exactly the one a run early-stopped on that protocol alone would have kept, so one
+run serves every protocol, each model selected under the protocol it is evaluated under.
 """
 
 from __future__ import annotations
@@ -53,23 +60,47 @@ from hybridrec.training.config import TrainConfig
 from hybridrec.training.seeding import capture_rng_state, restore_rng_state, seed_everything
 from hybridrec.training.trimming import states_at_targets
 
-Validate = Callable[[nn.Module], Mapping[str, float]]
+Validate = Callable[[nn.Module], Mapping[str, Mapping[str, float]]]
+"""Validation metrics per selection: ``{protocol: {metric: value}}``, one per val_protocols."""
 StepHook = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SelectedEpoch:
+    """The best epoch under one selection, its validation metrics and its weights' file."""
+
+    epoch: int
+    metrics: dict[str, float]
+    checkpoint: Path
 
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train`; ``seconds`` sums every epoch's wall time across resumes."""
+    """Outcome of :func:`train`; ``seconds`` sums every epoch's wall time across resumes.
 
-    best_metrics: dict[str, float]
-    best_epoch: int
+    ``selections`` maps each validation protocol to its best epoch, the primary one first.
+    """
+
+    selections: dict[str, SelectedEpoch]
     epochs_run: int
     seconds: float
     stopped_early: bool
     resumed_from_epoch: int
-    best_checkpoint: Path
     config_hash: str
     history: pd.DataFrame = field(repr=False)
+
+    @property
+    def primary(self) -> SelectedEpoch:
+        """The primary protocol's selection: the weights the trained model holds."""
+        return next(iter(self.selections.values()))
+
+    @property
+    def best_epoch(self) -> int:
+        return self.primary.epoch
+
+    @property
+    def best_metrics(self) -> dict[str, float]:
+        return self.primary.metrics
 
 
 def batch_loss(model: nn.Module, batch: Batch, loss: str, *, trim_padding: bool = True
@@ -121,21 +152,42 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
 
 
 @dataclass
-class _State:
-    """Where training stands after ``epoch``: early stopping, wall time, the history rows."""
+class _Best:
+    """Early stopping under one selection: the best score, its epoch and metrics, the patience."""
 
+    metric: float = -math.inf
     epoch: int = 0
-    best_metric: float = -math.inf
-    best_epoch: int = 0
-    best_metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)
     bad_epochs: int = 0
+
+
+@dataclass
+class _State:
+    """Where training stands after ``epoch``: each selection's best, wall time, the history."""
+
+    selections: dict[str, _Best]
+    epoch: int = 0
     seconds: float = 0.0
     finished: bool = False
     stopped_early: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
 
+    @classmethod
+    def fresh(cls, config: TrainConfig) -> _State:
+        return cls({name: _Best() for name in config.val_protocols})
+
+    @classmethod
+    def from_plain(cls, plain: Mapping[str, Any]) -> _State:
+        values = dict(plain)
+        values["selections"] = {k: _Best(**v) for k, v in values["selections"].items()}
+        return cls(**values)
+
     def to_plain(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def stalled(self, patience: int) -> bool:
+        """Every selection has gone ``patience`` epochs without a gain."""
+        return all(best.bad_epochs >= patience for best in self.selections.values())
 
 
 @dataclass
@@ -150,7 +202,7 @@ class _Run:
     device: torch.device
     checkpoints: CheckpointSet
     log: logging.Logger
-    state: _State = field(default_factory=_State)
+    state: _State
 
 
 def train(model: nn.Module, data: Sequences, config: TrainConfig, *,
@@ -160,16 +212,18 @@ def train(model: nn.Module, data: Sequences, config: TrainConfig, *,
           validate: Validate | None = None,
           model_spec: Mapping[str, Any] | None = None,
           on_step: StepHook | None = None) -> TrainResult:
-    """Train ``model`` on ``data`` (the users' training sequences) and keep the best epoch.
+    """Train ``model`` on ``data`` (the users' training sequences) and keep each selection's best
+    epoch.
 
     ``validate(model)`` runs after every epoch (model in eval mode, under ``torch.no_grad``) and
-    returns metrics; ``config.val_metric`` among them drives early stopping (strict gain resets
-    the patience counter) and the best checkpoint ``best.pt``. Without ``validate`` every epoch
-    counts as the best so far and training runs ``config.epochs``. ``model_spec`` (e.g. the
+    returns metrics per protocol of ``config.val_protocols``; ``config.val_metric`` drives each
+    protocol's early stopping (a strict gain resets its patience counter) and its best
+    checkpoint ``best-<protocol>.pt``. Without ``validate`` every epoch counts as the best so far
+    and training runs ``config.epochs``. ``model_spec`` (e.g. the
     model's name and hyperparameters) joins the resume hash. ``on_step(epoch, step)`` is called
     after every optimiser step (the pipeline bounds the heap's memory with it; tests use it to
     simulate a kill). On return the model holds the
-    best epoch's weights.
+    primary protocol's best epoch's weights.
     """
     previous_threads = torch.get_num_threads()
     torch.set_num_threads(config.num_threads or available_cores())
@@ -194,7 +248,7 @@ def _prepare(model: nn.Module, data: Sequences, config: TrainConfig, checkpoint_
     digest = config_hash(config.resume_key(), model_signature(model), dict(model_spec or {}),
                          data.fingerprint(), device.type, FORMAT_VERSION)
     return _Run(model, optimizer, torch.Generator(), batches, config, device,
-                CheckpointSet(checkpoint_dir, digest, log), log)
+                CheckpointSet(checkpoint_dir, digest, log), log, _State.fresh(config))
 
 
 def _train(run: _Run, history_path: str | os.PathLike[str] | None, validate: Validate | None,
@@ -219,21 +273,25 @@ def _train(run: _Run, history_path: str | os.PathLike[str] | None, validate: Val
         _write_history(run.state, history_path)
         _log_epoch(run, metrics)
 
-    state = run.state
-    run.model.load_state_dict(run.checkpoints.best_weights(state.best_epoch))
+    state, checkpoints = run.state, run.checkpoints
+    selections = {name: SelectedEpoch(best.epoch, dict(best.metrics),
+                                      checkpoints.best_path(name))
+                  for name, best in state.selections.items()}
+    primary = run.config.primary_protocol
+    run.model.load_state_dict(checkpoints.best_weights(primary, state.selections[primary].epoch))
     return TrainResult(
-        best_metrics=dict(state.best_metrics), best_epoch=state.best_epoch,
-        epochs_run=state.epoch, seconds=state.seconds, stopped_early=state.stopped_early,
-        resumed_from_epoch=resumed_from, best_checkpoint=run.checkpoints.best_path,
-        config_hash=run.checkpoints.digest, history=pd.DataFrame(state.history))
+        selections=selections, epochs_run=state.epoch, seconds=state.seconds,
+        stopped_early=state.stopped_early, resumed_from_epoch=resumed_from,
+        config_hash=checkpoints.digest, history=pd.DataFrame(state.history))
 
 
 def _stop_epoch(history: Sequence[Mapping[str, Any]], config: TrainConfig) -> int | None:
     """The epoch at which a run with this history stops under ``config``'s budgets, if any."""
-    bad = 0
+    bad = dict.fromkeys(config.val_protocols, 0)
     for row in history:
-        bad = 0 if row["improved"] else bad + 1
-        if bad >= config.patience or row["epoch"] >= config.epochs:
+        for name in bad:
+            bad[name] = 0 if row[f"improved_{name}"] else bad[name] + 1
+        if min(bad.values()) >= config.patience or row["epoch"] >= config.epochs:
             return int(row["epoch"])
     return None
 
@@ -248,7 +306,7 @@ def _resume(run: _Run) -> int | None:
     config, checkpoints, log = run.config, run.checkpoints, run.log
     candidates = checkpoints.epochs()
     for ckpt in checkpoints.intact():
-        state = _State(**ckpt["state"])
+        state = _State.from_plain(ckpt["state"])
         path = checkpoints.epoch_path(state.epoch)
         stop = _stop_epoch(state.history, config)
         if stop is not None and stop < state.epoch:
@@ -261,7 +319,7 @@ def _resume(run: _Run) -> int | None:
         run.model.load_state_dict(ckpt["model"])
         run.optimizer.load_state_dict(ckpt["optimizer"])
         restore_rng_state(ckpt["rng"], run.generator)
-        state.stopped_early = state.bad_epochs >= config.patience  # under the current budget
+        state.stopped_early = state.stalled(config.patience)  # under the current budget
         state.finished = state.stopped_early or state.epoch >= config.epochs
         run.state = state
         log.info("resuming from %s after epoch %d", path, state.epoch)
@@ -324,60 +382,72 @@ def _train_epoch(run: _Run, epoch: int, on_step: StepHook | None) -> tuple[float
     return total.item() / len(run.batches), time.perf_counter() - started
 
 
-def _validate(run: _Run, validate: Validate | None) -> dict[str, float]:
-    """``validate(model)`` in eval mode without gradients; {} without a validate callable."""
+def _validate(run: _Run, validate: Validate | None) -> dict[str, dict[str, float]]:
+    """``validate(model)`` in eval mode without gradients, checked against the selections;
+    {} without a validate callable."""
     if validate is None:
         return {}
     run.model.eval()
     with torch.no_grad():
-        metrics = {k: float(v) for k, v in validate(run.model).items()}
+        metrics = {name: {k: float(v) for k, v in values.items()}
+                   for name, values in validate(run.model).items()}
     run.model.train()
-    if run.config.val_metric not in metrics:
-        raise ConfigError(f"training.val_metric: {run.config.val_metric!r} is not among "
-                          f"the validation metrics {sorted(metrics)}")
+    config = run.config
+    if sorted(metrics) != sorted(config.val_protocols):
+        raise ValueError(f"validation returned metrics for {sorted(metrics)}, expected one set "
+                         f"per selection {list(config.val_protocols)}")
+    for values in metrics.values():
+        if config.val_metric not in values:
+            raise ConfigError(f"training.val_metric: {config.val_metric!r} is not among "
+                              f"the validation metrics {sorted(values)}")
     return metrics
 
 
-def _early_stopping(state: _State, config: TrainConfig, epoch: int, metrics: Mapping[str, float],
-                    *, validated: bool) -> bool:
-    """Track the best epoch and the patience after ``epoch``; whether ``epoch`` improved."""
-    if validated:
-        score = metrics[config.val_metric]
-        improved = score > state.best_metric
-        if improved:
-            state.best_metric = score
-    else:
-        improved = True  # without validation the newest epoch is the best
-    if improved:
-        state.best_epoch, state.best_metrics, state.bad_epochs = epoch, dict(metrics), 0
-    else:
-        state.bad_epochs += 1
-    if state.bad_epochs >= config.patience:
+def _early_stopping(state: _State, config: TrainConfig, epoch: int,
+                    metrics: Mapping[str, Mapping[str, float]], *, validated: bool) -> set[str]:
+    """Track each selection's best epoch and patience after ``epoch``; the selections it
+    improved (every one without validation: the newest epoch is then the best)."""
+    improved: set[str] = set()
+    for name, best in state.selections.items():
+        score = metrics[name][config.val_metric] if validated else math.inf
+        if not validated or score > best.metric:
+            best.metric = score if validated else best.metric
+            best.epoch, best.metrics, best.bad_epochs = epoch, dict(metrics.get(name, {})), 0
+            improved.add(name)
+        else:
+            best.bad_epochs += 1
+    if state.stalled(config.patience):
         state.finished = state.stopped_early = True
     elif epoch >= config.epochs:
         state.finished = True
     return improved
 
 
-def _record_epoch(state: _State, epoch: int, loss: float, metrics: Mapping[str, float],
-                  improved: bool, train_seconds: float, *, seconds: float, samples: int) -> None:
-    """Advance ``state`` to ``epoch`` and add its history row."""
+def _record_epoch(state: _State, epoch: int, loss: float,
+                  metrics: Mapping[str, Mapping[str, float]], improved: set[str],
+                  train_seconds: float, *, seconds: float, samples: int) -> None:
+    """Advance ``state`` to ``epoch`` and add its history row (``val_<protocol>_<metric>``,
+    ``improved_<protocol>``, ``best_epoch_<protocol>`` per selection)."""
     state.epoch = epoch
     state.seconds += seconds
-    state.history.append({
+    row: dict[str, Any] = {
         "epoch": epoch, "loss": loss, "seconds": seconds,
         "train_seconds": train_seconds, "samples_per_s": samples / train_seconds,
-        "improved": improved, "best_epoch": state.best_epoch,
-        **{f"val_{k}": v for k, v in metrics.items()},
-    })
+    }
+    for name, best in state.selections.items():
+        row[f"improved_{name}"] = name in improved
+        row[f"best_epoch_{name}"] = best.epoch
+        row.update({f"val_{name}_{k}": v for k, v in metrics.get(name, {}).items()})
+    state.history.append(row)
 
 
-def _save(run: _Run, improved: bool) -> None:
-    """``best.pt`` when the epoch improved, then the epoch's checkpoint (in that order: a kill
-    in between redoes the epoch identically and rewrites ``best.pt``)."""
-    if improved:
-        run.checkpoints.save_best(run.model.state_dict(), run.state.epoch,
-                                  run.state.best_metrics)
+def _save(run: _Run, improved: set[str]) -> None:
+    """``best-<selection>.pt`` of each selection the epoch improved, then the epoch's checkpoint
+    (in that order: a kill in between redoes the epoch identically and rewrites them)."""
+    for name in run.config.val_protocols:
+        if name in improved:
+            best = run.state.selections[name]
+            run.checkpoints.save_best(name, run.model.state_dict(), best.epoch, best.metrics)
     _save_epoch(run)
 
 
@@ -388,7 +458,8 @@ def _save_epoch(run: _Run) -> None:
         "config": dataclasses.asdict(run.config), "model": run.model.state_dict(),
         "optimizer": run.optimizer.state_dict(), "state": state.to_plain(),
         "rng": capture_rng_state(run.generator),
-    }, state.epoch, {row["epoch"]: row["best_epoch"] for row in state.history})
+    }, state.epoch, {row["epoch"]: [row[f"best_epoch_{name}"] for name in state.selections]
+                     for row in state.history})
 
 
 def _write_history(state: _State, history_path: str | os.PathLike[str] | None) -> None:
@@ -396,13 +467,18 @@ def _write_history(state: _State, history_path: str | os.PathLike[str] | None) -
         write_parquet(pd.DataFrame(state.history), history_path)
 
 
-def _log_epoch(run: _Run, metrics: Mapping[str, float]) -> None:
+def _log_epoch(run: _Run, metrics: Mapping[str, Mapping[str, float]]) -> None:
     state, config, row = run.state, run.config, run.state.history[-1]
-    run.log.info("epoch %d/%d | loss %.5f | %s | best epoch %d | %.1f s, %.0f samples/s",
-                 state.epoch, config.epochs, row["loss"],
-                 " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) or "no validation",
-                 state.best_epoch, row["seconds"], row["samples_per_s"])
+    validation = " | ".join(  # every metric is in the history file
+        f"{name} {config.val_metric} {values[config.val_metric]:.4f} (best epoch "
+        f"{state.selections[name].epoch})" for name, values in metrics.items())
+    run.log.info("epoch %d/%d | loss %.5f | %s | %.1f s, %.0f samples/s",
+                 state.epoch, config.epochs, row["loss"], validation or "no validation",
+                 row["seconds"], row["samples_per_s"])
     if not math.isfinite(row["loss"]):
         run.log.warning("epoch %d: the training loss is %s", state.epoch, row["loss"])
     if state.stopped_early:
-        run.log.info("early stop: %d epochs without %s gain", state.bad_epochs, config.val_metric)
+        run.log.info("early stop: every selection has gone %d epochs or more without %s gain "
+                     "(%s)", config.patience, config.val_metric,
+                     ", ".join(f"{name} {best.bad_epochs}"
+                               for name, best in state.selections.items()))

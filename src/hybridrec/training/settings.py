@@ -15,9 +15,8 @@ from hybridrec.training.config import TrainConfig
 
 TRAIN_KEYS = frozenset(f.name for f in dataclasses.fields(TrainConfig))
 # Set by the pipeline from other config sections, never per model.
-PIPELINE_KEYS = frozenset({"seed", "device", "placement", "bf16", "val_protocol", "num_threads"})
-# What validation during training computes (training.run: metrics_from_ranks' defaults); `users`
-# is a count, not a score.
+PIPELINE_KEYS = frozenset({"seed", "device", "placement", "bf16", "val_protocols",
+                           "num_threads"})
 
 
 @dataclass(frozen=True)

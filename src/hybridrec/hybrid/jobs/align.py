@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from hybridrec.errors import DataFormatError
-from hybridrec.export import read_predictions
+from hybridrec.evaluation.export import read_predictions
 from hybridrec.hybrid.align import JoinedBranches, branch_in_original_ids, join_parts
 from hybridrec.hybrid.aligned_file import write_aligned
 
