@@ -97,7 +97,7 @@ def test_fast_scans_equal_the_reference_scan_in_values_and_gradients(n: int,
                                     (a[:1, :, :1, :2], b[:1, :, :1, :2]))
 
 
-@pytest.mark.parametrize("scan", ["sequential", "parallel"])
+@pytest.mark.parametrize("scan", ["fused", "sequential", "parallel"])
 @pytest.mark.parametrize("key", list(CONFIGS))
 def test_model_with_fast_scan_equals_model_with_reference_scan(key: str, scan: str) -> None:
     model = make(key).double()
@@ -221,10 +221,32 @@ def test_all_padding_row_stays_finite(key: str) -> None:
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
 
 
-def test_fft_needs_full_windows() -> None:
-    with pytest.raises(ValueError, match="exactly max_len=12"):
-        make("m2rec")(left_padded([5], n=8))
+def test_a_trimmed_window_filters_over_the_full_window() -> None:
+    """With fft on, a window shorter than max_len is zero-padded back for every FFT: its outputs
+    are those of the full window at the same positions; a longer window is refused."""
+    model = make("m2rec")
+    randomize(model)
+    full = left_padded([3, 4, 2])  # (3, 12), every real item in the last 4 columns
+    torch.testing.assert_close(model(full[:, -4:]), model(full)[:, -4:], rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="at most max_len=12"):
+        model(left_padded([5], n=13))
     assert make("m2rec-causal")(left_padded([5], n=8)).shape == (1, 8, 16)
+
+
+def test_one_layer_drops_the_residual_as_the_official_code_unless_asked() -> None:
+    """Official Mamba4Rec: LayerNorm(dropout(mamba(x))) with one layer; the switch keeps x +."""
+    seq = left_padded([4, 9, 2])
+    official = make("mamba4rec", n_layers=1)
+    kept = build_model("mamba4rec", NUM_ITEMS, **{**CONFIGS["mamba4rec"][1], "n_layers": 1,
+                                                   "single_layer_residual": True}).eval()
+    kept.load_state_dict(official.state_dict())
+    layer = official.layers[0]
+    assert not layer.residual and kept.layers[0].residual
+    x = official.embedding(seq)
+    keep = seq != 0
+    expected = layer.feed_forward(layer.norm(layer.mixer(x, keep)))
+    torch.testing.assert_close(official.encode(x, keep), expected)
+    assert not torch.allclose(official(seq), kept(seq))
 
 
 # ---------------------------------------------------------------- M2Rec's switches
@@ -270,18 +292,22 @@ def test_text_dim_zero_turns_text_off() -> None:
 # ---------------------------------------------------------------- item text
 
 
-def test_item_text_is_a_frozen_buffer_that_changes_the_output_and_reloads() -> None:
+def test_item_text_is_a_frozen_buffer_outside_the_state_dict() -> None:
+    """The text changes the output but is not a weight: a state dict leaves it out, and a model
+    rebuilt from one needs the same text set again to give the same outputs."""
     model = make("m2rec")
     randomize(model)
     assert "item_text" in dict(model.named_buffers())
     assert all("item_text" not in name for name, _ in model.named_parameters())
+    assert all("item_text" not in name for name in model.state_dict())
     seq = left_padded([12, 9])
     before = model(seq)
     model.set_item_text(item_text(seed=6))
     assert not torch.allclose(model(seq), before)
     reloaded = build_model("m2rec", NUM_ITEMS, **CONFIGS["m2rec"][1]).eval()
-    reloaded.load_state_dict(model.state_dict())  # no text file needed
-    assert torch.equal(reloaded.item_text, item_text(seed=6))
+    reloaded.load_state_dict(model.state_dict())  # strict: every weight, no text
+    assert not torch.equal(reloaded(seq), model(seq))
+    reloaded.set_item_text(item_text(seed=6))
     assert torch.equal(reloaded(seq), model(seq))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from hybridrec.evaluation.evaluate import last_hidden_states
 from hybridrec.models import build_model
 from hybridrec.models.base import SequentialRecommender
 from hybridrec.training import trimming
@@ -43,6 +44,16 @@ def make(name: str, **overrides: object) -> SequentialRecommender:
     torch.manual_seed(0)
     if name == "fmlp":
         return build_model("fmlp", NUM_ITEMS, max_len=MAX_LEN, hidden_size=16, dropout=0.0)
+    if name in ("mamba4rec", "m2rec"):
+        if name == "m2rec":
+            overrides = {"text_dim": 8, **overrides}
+        model = build_model(name, NUM_ITEMS, max_len=MAX_LEN, hidden_size=16, d_state=4,
+                            dropout=0.0, **overrides)
+        if name == "m2rec" and model.config.uses_text:
+            text = torch.randn(NUM_ITEMS + 1, 8)
+            text[0] = 0
+            model.set_item_text(text)
+        return model
     return build_model(name, NUM_ITEMS, max_len=MAX_LEN, hidden_size=16, inner_size=32,
                        n_heads=2, dropout=0.0, attn_dropout=0.0, **overrides)
 
@@ -79,7 +90,9 @@ def test_length_groups_partition_the_batch_and_cover_every_real_item(cost: int) 
 
 CASES = [("linrec", "prefix", "ce", {}), ("linrec", "causal", "bce", {"causal": True}),
          ("linrec", "prefix", "ce", {"norm": "paper"}), ("sasrec", "prefix", "ce", {}),
-         ("sasrec", "causal", "bce", {})]
+         ("sasrec", "causal", "bce", {}), ("mamba4rec", "prefix", "ce", {}),
+         ("mamba4rec", "causal", "bce", {}), ("m2rec", "prefix", "ce", {}),
+         ("m2rec", "causal", "ce", {"fft": False})]
 
 
 @pytest.mark.parametrize(("name", "objective", "loss", "overrides"), CASES)
@@ -105,6 +118,24 @@ def test_trimmed_and_untrimmed_losses_and_gradients_agree(name: str, objective: 
     assert len(trimmed_grads) == len(full_grads)
     for a, b in zip(trimmed_grads, full_grads, strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(("name", "overrides"), [("linrec", {}), ("mamba4rec", {}),
+                                                 ("m2rec", {}), ("fmlp", {})])
+def test_evaluation_on_trimmed_windows_equals_the_full_windows(
+        name: str, overrides: dict[str, object]) -> None:
+    """Evaluation batches users by needed width and runs a model that ignores leading padding on
+    its trimmed windows: the states at the last position are those of the full windows."""
+    model = make(name, **overrides).eval()
+    inputs = first_batch("prefix", negatives=False).inputs
+    seen: list[int] = []
+    last_hidden = model.last_hidden
+    model.last_hidden = lambda seq: (seen.append(seq.shape[1]), last_hidden(seq))[1]
+    states = last_hidden_states(model, inputs, batch_size=16)
+    assert (min(seen) < MAX_LEN / 2) == model.ignores_leading_padding
+    with torch.no_grad():
+        expected = model(inputs)[:, -1]
+    torch.testing.assert_close(states, expected, rtol=1e-5, atol=1e-5)
 
 
 def test_prefix_states_come_back_in_batch_order() -> None:

@@ -33,6 +33,11 @@ choice sits behind a switch of :class:`M2RecConfig`:
 With all five off M2Rec is exactly Mamba4Rec: the same parameters under the same names, and the
 same outputs from the same state dict (tests/test_mamba.py).
 
+Trimmed windows (``ignores_leading_padding``): every FFT runs over the full ``max_len`` window,
+a trimmed one zero-padded back on the left (:func:`over_full_window`), exactly the zeros the
+masked padding puts there in an untrimmed window; every other part is causal or position-wise
+with the padding masked, so outputs at real positions do not depend on the leading padding.
+
 Not causal with ``fft`` on: the FFT is a circular convolution over the whole window, so every
 position sees later ones. Train it with the ``prefix`` objective, whose target is never in the
 input window; the settings resolver refuses ``objective: causal`` (see :meth:`M2Rec.is_causal`).
@@ -41,7 +46,7 @@ With ``fft`` off every part is causal or position-wise, and ``causal`` is allowe
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -106,6 +111,15 @@ class MultiScaleConv(nn.Module):
         return torch.stack([conv(x) for conv in self.convs]).mean(dim=0)
 
 
+def over_full_window(x: Tensor, max_len: int, fn: Callable[[Tensor], Tensor]) -> Tensor:
+    """``fn`` (a filter over the whole window) on a trimmed window (B, w, D), w <= max_len: left-pad
+    zeros to max_len, apply, keep the last w positions."""
+    width = x.shape[1]
+    if width == max_len:
+        return fn(x)
+    return fn(F.pad(x, (0, 0, max_len - width, 0)))[:, max_len - width:]  # (B, w, D)
+
+
 class M2RecBlock(MambaBlock):
     """The paper's block: Mamba's mixer with a frequency filter between the convolution and the
     scan and a LayerNorm after the scan (either may be off)."""
@@ -114,6 +128,7 @@ class M2RecBlock(MambaBlock):
         d_inner = config.expand * config.hidden_size
         conv = MultiScaleConv(d_inner, config.conv_kernels) if config.multi_scale else None
         super().__init__(config.hidden_size, config.d_state, config.d_conv, config.expand, conv)
+        self.max_len = config.max_len
         self.frequency_weight: nn.Parameter | None = None
         if config.fft:
             # (1, N//2+1, Di, 2): real and imaginary parts, FMLP-Rec's layout; identity at init
@@ -125,8 +140,8 @@ class M2RecBlock(MambaBlock):
     def mix(self, u: Tensor, keep: Tensor) -> Tensor:  # (B, N, Di) -> (B, N, Di)
         mask = keep.unsqueeze(-1)  # (B, N, 1)
         u = self.conv(u * mask)  # (B, N, Di)
-        if self.frequency_weight is not None:
-            u = spectral_filter(u * mask, self.frequency_weight)  # over N: (B, N, Di)
+        if (weight := self.frequency_weight) is not None:  # over the max_len window
+            u = over_full_window(u * mask, self.max_len, lambda v: spectral_filter(v, weight))
         y = self.ssm(F.silu(u), keep)  # (B, N, Di)
         return y if self.ssm_norm is None else self.ssm_norm(y)
 
@@ -161,9 +176,11 @@ class FeatureGate(nn.Module):
 class M2Rec(Mamba4Rec):
     """M2Rec as its paper describes it (module docstring); with every switch off, Mamba4Rec.
 
-    ``item_text`` (num_items + 1, text_dim) is a buffer, so a saved model carries its text
-    vectors; fill it with :meth:`set_item_text` before training (until then it holds zeros and
-    the semantic stream is a constant).
+    ``item_text`` (num_items + 1, text_dim) is a non-persistent buffer: the frozen text is the
+    embed_items stage's output, not a weight, so a state dict leaves it out (a saved model
+    records its digest instead, :mod:`hybridrec.models.files`). Fill it with
+    :meth:`set_item_text` before training (until then it holds zeros and the semantic stream is
+    a constant).
     """
 
     config_class = M2RecConfig
@@ -177,7 +194,8 @@ class M2Rec(Mamba4Rec):
         self.frequency = FilterLayer(config.max_len, d, config.dropout) if config.fft else None
         self.semantic: TextProjection | None = None
         if config.uses_text:
-            self.register_buffer("item_text", torch.zeros(config.num_items + 1, config.text_dim))
+            self.register_buffer("item_text", torch.zeros(config.num_items + 1, config.text_dim),
+                                 persistent=False)
             self.semantic = TextProjection(config.text_dim, d, config.dropout)
         streams = 1 + config.fft + config.uses_text
         self.gate = FeatureGate(d, streams) if config.gate and streams > 1 else None
@@ -188,6 +206,12 @@ class M2Rec(Mamba4Rec):
     @classmethod
     def is_causal(cls, architecture: Mapping[str, Any]) -> bool:
         return not cls.config_class(num_items=1, **architecture).fft
+
+    @property
+    def ignores_leading_padding(self) -> bool:
+        """Every FFT runs over the full window (:func:`over_full_window`), the rest is causal or
+        position-wise with the padding masked."""
+        return True
 
     def make_mixer(self, config: Mamba4RecConfig) -> MambaBlock:
         assert isinstance(config, M2RecConfig)
@@ -209,15 +233,15 @@ class M2Rec(Mamba4Rec):
         with torch.no_grad():
             self.item_text.copy_(matrix)
 
-    def forward(self, seq: Tensor) -> Tensor:  # seq: (B, N) left-padded
-        if self.config.fft and seq.shape[1] != self.max_len:
-            raise ValueError(f"M2Rec with fft needs windows of exactly max_len={self.max_len} "
-                             f"items (left-padded with 0), got {seq.shape[1]}")
+    def forward(self, seq: Tensor) -> Tensor:  # seq: (B, N <= max_len) left-padded
+        if seq.shape[1] > self.max_len:
+            raise ValueError(f"M2Rec takes windows of at most max_len={self.max_len} items "
+                             f"(left-padded with 0), got {seq.shape[1]}")
         keep = seq != 0  # (B, N)
         x = self.embedding(seq)  # (B, N, d)
         streams = [self.encode(x, keep)]  # temporal: (B, N, d)
-        if self.frequency is not None:
-            streams.append(self.frequency(x * keep.unsqueeze(-1)))  # frequency: (B, N, d)
+        if (frequency := self.frequency) is not None:  # over the max_len window: (B, N, d)
+            streams.append(over_full_window(x * keep.unsqueeze(-1), self.max_len, frequency))
         if self.semantic is not None:
             streams.append(self.semantic(self.item_text[seq]))  # semantic: (B, N, d)
         if self.gate is not None:

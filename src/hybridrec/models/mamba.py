@@ -9,20 +9,25 @@ Per channel c of the d_inner = expand * d channels, with state size S and x the 
     h_t = A_bar_t h_{t-1} + B_bar_t x_t,  h_{-1} = 0    (B, N, d_inner, S)
     y_t = C_t h_t + D x_t
 
-The recurrence is a first-order linear scan, computed in one of three ways (``SCANS``):
+The recurrence is a first-order linear scan, computed in one of four ways (``SCANS``):
 
-- ``"sequential"`` (default, the fast path): a custom autograd function that updates h in place,
+- ``"fused"`` (default): on CPU tensors, the whole selective scan in one compiled numba kernel
+  (fused_scan.py), in the design of Mamba's CUDA kernel: the state of one (row, channel) is kept
+  as S numbers, no (B, N, d_inner, S) tensor is ever made, the backward pass recomputes the
+  states, and the result does not depend on the thread count. On CUDA tensors (or below
+  float32) it falls back to ``"sequential"``.
+- ``"sequential"`` (the PyTorch fast path): a custom autograd function that updates h in place,
   one fused ``addcmul_`` per position forward and backward (``G_t = g_t + a_{t+1} G_{t+1}``),
   with no autograd node per step; it keeps only A_bar and h for the backward pass. It reads and
-  writes each (B, N, d_inner, S) element once per direction, which makes it the fastest measured
-  form on the CPU (benchmarks/mamba_scan.py), despite its Python loop over N.
+  writes each (B, N, d_inner, S) element once per direction, which makes it the fastest
+  PyTorch form on the CPU (benchmarks/mamba_scan.py), despite its Python loop over N.
 - ``"parallel"``: the same function with a Hillis-Steele scan, ceil(log2 N) whole-tensor steps
   and no Python loop over N; it moves about log2(N) times more memory (slower on the CPU), and
   is kept for GPUs, where a loop's kernel launches may cost more than the traffic (unmeasured).
 - ``"reference"``: the readable loop over t, differentiated by autograd.
 
-All three run on CPU and CUDA; tests/test_mamba.py checks that they agree in values and
-gradients.
+The last three run on CPU and CUDA; tests/test_mamba.py and tests/test_fused_scan.py check
+that all four agree in values and gradients.
 
 Padding (left-padded windows, 0 = padding, most recent item last): the convolution and the scan
 run over the padded positions too, but masked. The convolution's input is zeroed there and so is
@@ -44,7 +49,7 @@ from torch import Tensor, nn
 
 from hybridrec.models.layers import Dropout, FeedForward, LayerNorm
 
-SCANS = ("sequential", "parallel", "reference")
+SCANS = ("fused", "sequential", "parallel", "reference")
 
 
 def _scan_sequential_(a: Tensor, b: Tensor, reverse: bool = False) -> Tensor:
@@ -127,13 +132,20 @@ def linear_scan_reference(a: Tensor, b: Tensor) -> Tensor:
 
 
 def selective_scan(x: Tensor, delta: Tensor, a: Tensor, b: Tensor, c: Tensor, d: Tensor,
-                   scan: str = "sequential") -> Tensor:
+                   scan: str = "fused") -> Tensor:
     """The selective SSM: x, delta (B, N, Di); a (Di, S); b, c (B, N, S); d (Di,) -> (B, N, Di).
 
     ``a`` is A = -exp(A_log) (negative), so every A_bar = exp(Delta A) lies in (0, 1].
+    ``"fused"`` runs on CPU float32/float64 tensors only; elsewhere it is ``"sequential"``.
     """
     if scan not in SCANS:
         raise ValueError(f"scan must be one of {SCANS}, got {scan!r}")
+    if scan == "fused":
+        from hybridrec.models import fused_scan  # imports numba: only when first used
+
+        if fused_scan.supports(x, delta, a, b, c, d):
+            return fused_scan.fused_selective_scan(x, delta, a, b, c, d)  # (B, N, Di)
+        scan = "sequential"  # CUDA (or half precision): the PyTorch fast path
     decay = torch.exp(delta.unsqueeze(-1) * a)  # A_bar: (B, N, Di, S)
     drive = (delta * x).unsqueeze(-1) * b.unsqueeze(2)  # B_bar x: (B, N, Di, S)
     if scan == "reference":
@@ -185,7 +197,7 @@ class SelectiveSSM(nn.Module):
         a = torch.arange(1, d_state + 1, dtype=torch.float32).repeat(d_inner, 1)  # (Di, S)
         self.A_log = nn.Parameter(torch.log(a))
         self.D = nn.Parameter(torch.ones(d_inner))
-        self.scan = "sequential"  # one of SCANS (tests and benchmarks switch it)
+        self.scan = "fused"  # one of SCANS (tests and benchmarks switch it)
 
     def forward(self, x: Tensor, keep: Tensor) -> Tensor:  # x: (B, N, Di), keep: (B, N)
         dt, b, c = self.x_proj(x).split([self.dt_rank, self.d_state, self.d_state], dim=-1)
@@ -228,19 +240,22 @@ class MambaBlock(nn.Module):
 class MambaLayer(nn.Module):
     """Mamba4Rec's layer: ``h = LayerNorm(x + dropout(mixer(x)))``, then the FFN sublayer.
 
-    Departure: the official code drops the residual when there is a single layer; the paper
-    (and REFERENCE.md) describe the residual, which we always keep. The FFN is d -> 4d -> d
-    with dropout after both dense layers, as in the official code.
+    As in the official code, the residual is dropped when the model has a single layer
+    (``residual=False``: ``h = LayerNorm(dropout(mixer(x)))``); the paper (and REFERENCE.md)
+    describe the residual, which ``residual=True`` keeps. The FFN is d -> 4d -> d with dropout
+    after both dense layers, as in the official code.
     """
 
     def __init__(self, mixer: MambaBlock, hidden_size: int, inner_size: int,
-                 dropout: float) -> None:
+                 dropout: float, residual: bool = True) -> None:
         super().__init__()
         self.mixer = mixer
+        self.residual = residual
         self.dropout = Dropout(dropout)
         self.norm = LayerNorm(hidden_size)
         self.feed_forward = FeedForward(hidden_size, inner_size, dropout, inner_dropout=dropout)
 
     def forward(self, x: Tensor, keep: Tensor) -> Tensor:  # (B, N, d) -> (B, N, d)
-        h = self.norm(x + self.dropout(self.mixer(x, keep)))  # (B, N, d)
+        mixed = self.dropout(self.mixer(x, keep))  # (B, N, d)
+        h = self.norm(x + mixed if self.residual else mixed)  # (B, N, d)
         return self.feed_forward(h)  # (B, N, d)

@@ -3,12 +3,15 @@
 Item embedding -> dropout -> LayerNorm -> n_layers x (``LayerNorm(x + dropout(Mamba(x)))``,
 then ``LayerNorm(h + dropout(W2 dropout(gelu(W1 h))))``) -> the hidden state at the last position
 scores every item by a dot product with the tied item embeddings. No position embedding: the
-causal convolution and the recurrence already see the order.
+causal convolution and the recurrence already see the order. With a single layer the official
+code drops the Mamba sublayer's residual (``LayerNorm(dropout(Mamba(x)))``); so do we by
+default, and ``single_layer_residual: true`` keeps it, as the paper's description reads.
 
 Causal by construction (depthwise causal convolution, left-to-right scan, position-wise rest), so
 every position is a prediction of the next item and the ``causal`` objective is allowed.
 Left-padded windows: the padding is masked inside the Mamba block (see
-:mod:`hybridrec.models.mamba`), so the outputs at real positions do not depend on it.
+:mod:`hybridrec.models.mamba`), so the outputs at real positions do not depend on it, and
+training and evaluation run on trimmed windows (``ignores_leading_padding``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import ClassVar
 
 from torch import Tensor, nn
 
+from hybridrec.errors import ConfigError
 from hybridrec.models import register_model
 from hybridrec.models.base import SequentialRecommender, check_hyperparameters
 from hybridrec.models.layers import SequenceEmbedding, init_weights
@@ -39,6 +43,7 @@ class Mamba4RecConfig:
     d_state: int = 32  # S, the SSM state size per channel
     d_conv: int = 4  # K, the causal convolution's width
     expand: int = 2  # d_inner = expand * hidden_size
+    single_layer_residual: bool = False  # official: no Mamba residual when n_layers == 1
 
     def __post_init__(self) -> None:
         check_hyperparameters(
@@ -48,6 +53,9 @@ class Mamba4RecConfig:
             probabilities=("dropout",))
         if self.inner_size is not None:
             check_hyperparameters(self.model_name, self, ints=("inner_size",), probabilities=())
+        if not isinstance(self.single_layer_residual, bool):
+            raise ConfigError(f"model {self.model_name!r}: single_layer_residual must be a "
+                              f"bool, got {self.single_layer_residual!r}")
 
     @property
     def ffn_size(self) -> int:
@@ -56,7 +64,7 @@ class Mamba4RecConfig:
 
 @register_model("mamba4rec")
 class Mamba4Rec(SequentialRecommender):
-    """Mamba4Rec, official architecture; the one departure is in :class:`MambaLayer`."""
+    """Mamba4Rec, official architecture (``single_layer_residual`` departs on request)."""
 
     config_class = Mamba4RecConfig
     always_causal = True
@@ -65,11 +73,17 @@ class Mamba4Rec(SequentialRecommender):
         super().__init__(config)
         self.embedding = SequenceEmbedding(config.num_items, config.max_len, config.hidden_size,
                                            config.dropout, positions=False, dropout_first=True)
+        residual = config.n_layers > 1 or config.single_layer_residual
         self.layers = nn.ModuleList(
             MambaLayer(self.make_mixer(config), config.hidden_size, config.ffn_size,
-                       config.dropout)
+                       config.dropout, residual)
             for _ in range(config.n_layers))
         self.apply(init_weights)  # Linear N(0, 0.02) with zero bias, as the official code does
+
+    @property
+    def ignores_leading_padding(self) -> bool:
+        """Padding enters the convolution as zeros and leaves the state at 0 (mamba.py)."""
+        return True
 
     def make_mixer(self, config: Mamba4RecConfig) -> MambaBlock:
         return MambaBlock(config.hidden_size, config.d_state, config.d_conv, config.expand)
