@@ -54,7 +54,7 @@ def test_aligned_lists_read_to_a_depth_are_the_lists_heads(tmp_path):
 def test_a_branch_that_never_wins_stops_the_gate_with_one_clear_message(tmp_path):
     from hybridrec.errors import HybridrecError
     from hybridrec.hybrid.features import FEATURES
-    from hybridrec.hybrid.jobs.explain import run_shap
+    from hybridrec.jobs.shap import run_shap
 
     rng = np.random.default_rng(0)
     frame = pd.DataFrame(rng.random((50, len(FEATURES))), columns=list(FEATURES))

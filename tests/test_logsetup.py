@@ -27,12 +27,12 @@ def restored_logging():
 def test_the_log_keeps_the_packages_info_and_other_libraries_warnings(tmp_path, restored_logging):
     log_file = tmp_path / "logs" / "rule.log"
     configure_logging(log_file)
-    logging.getLogger("hybridrec.hybrid.jobs.explain").info("selected three features")
+    logging.getLogger("hybridrec.jobs.shap").info("selected three features")
     logging.getLogger("shap").info("phi = array([0.1, 0.2])")
     logging.getLogger("shap").warning("a real problem")
     for handler in logging.getLogger().handlers:
         handler.flush()
     text = log_file.read_text()
-    assert "INFO hybridrec.hybrid.jobs.explain: selected three features" in text
+    assert "INFO hybridrec.jobs.shap: selected three features" in text
     assert "phi" not in text
     assert "WARNING shap: a real problem" in text

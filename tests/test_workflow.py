@@ -91,7 +91,7 @@ def test_the_hybrid_runs_once_per_protocol_from_that_protocols_exports(demo_run)
 
 
 def test_table5_gate_row_is_reproduced_from_the_gate_file_alone(demo_run):
-    from hybridrec.hybrid.jobs.fusion import hybrid_row
+    from hybridrec.jobs.fusion import hybrid_row
 
     table = pd.read_csv(demo_run / "results/tables/table5.csv")
     for protocol in ("full", "uniform99"):

@@ -36,18 +36,18 @@ JOBS = {
         "write_candidates(OUT + '/data', 'uniform99', seed=42, dataset='scale')",
         ["data/candidates/valid.uniform99.parquet", "data/candidates/test.uniform99.parquet"]),
     "align full/valid": (
-        "from hybridrec.hybrid.jobs.align import run_align\n"
+        "from hybridrec.jobs.align import run_align\n"
         f"run_align({{b: f'results/predictions/scale/{{b}}/full/valid.parquet' for b in "
         f"{BRANCHES}}}, {{b: 'full' for b in {BRANCHES}}}, 'scale', 'valid', "
         "OUT + '/aligned.parquet')",
         ["aligned.parquet"]),
     "features full/valid": (
-        "from hybridrec.hybrid.jobs.features import run_features\n"
+        "from hybridrec.jobs.features import run_features\n"
         f"run_features('{RUN}/aligned/valid.parquet', {BRANCHES}, '{DATA}/split/valid.parquet', "
         f"'{DATA}/user_ids.parquet', 'scale', 'full', 'valid', OUT + '/features.parquet')",
         ["features.parquet"]),
     "fusion full": (
-        "from hybridrec.hybrid.jobs.fusion import run_fusion\n"
+        "from hybridrec.jobs.fusion import run_fusion\n"
         "run_fusion(OUT + '/evaluation.json', OUT + '/alpha.parquet', OUT + '/fused.parquet', "
         f"OUT + '/alpha.png', title='alpha', aligned_valid='{RUN}/aligned/valid.parquet', "
         f"aligned_test='{RUN}/aligned/test.parquet', features_test='{RUN}/features/test.parquet',"

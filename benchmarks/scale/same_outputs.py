@@ -22,11 +22,11 @@ from pathlib import Path
 
 from hybridrec.data.sources import load_raw, preprocess_config
 from hybridrec.data.store import write_candidates, write_dataset
-from hybridrec.hybrid.jobs.align import run_align
-from hybridrec.hybrid.jobs.explain import run_shap
-from hybridrec.hybrid.jobs.features import run_features
-from hybridrec.hybrid.jobs.fusion import run_fusion
-from hybridrec.hybrid.jobs.gate_search import run_gather, run_search_shard
+from hybridrec.jobs.align import run_align
+from hybridrec.jobs.features import run_features
+from hybridrec.jobs.fusion import run_fusion
+from hybridrec.jobs.gate_search import run_gather, run_search_shard
+from hybridrec.jobs.shap import run_shap
 
 EXPORTER = Path(__file__).with_name("synthetic_exports.py")
 BRANCHES = ["linrec", "fmlp"]

@@ -1,4 +1,4 @@
-from hybridrec.hybrid.jobs.align import run_align
+from hybridrec.jobs.align import run_align
 from hybridrec.provenance import start_job
 
 start_job(snakemake)

@@ -1,4 +1,4 @@
-from hybridrec.hybrid.jobs.features import run_features
+from hybridrec.jobs.features import run_features
 from hybridrec.provenance import start_job
 
 start_job(snakemake)

@@ -1,4 +1,4 @@
-from hybridrec.hybrid.jobs.fusion import run_fusion
+from hybridrec.jobs.fusion import run_fusion
 from hybridrec.provenance import start_job
 
 start_job(snakemake)

@@ -1,4 +1,4 @@
-from hybridrec.hybrid.jobs.gate_search import run_gather
+from hybridrec.jobs.gate_search import run_gather
 from hybridrec.provenance import start_job
 
 start_job(snakemake)

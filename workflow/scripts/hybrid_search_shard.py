@@ -1,4 +1,4 @@
-from hybridrec.hybrid.jobs.gate_search import run_search_shard
+from hybridrec.jobs.gate_search import run_search_shard
 from hybridrec.provenance import start_job
 
 start_job(snakemake)

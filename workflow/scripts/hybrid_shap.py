@@ -1,4 +1,4 @@
-from hybridrec.hybrid.jobs.explain import run_shap
+from hybridrec.jobs.shap import run_shap
 from hybridrec.provenance import start_job
 
 start_job(snakemake)

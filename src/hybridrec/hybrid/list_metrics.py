@@ -13,6 +13,8 @@ from hybridrec.evaluation.metrics import per_user_metrics
 from hybridrec.hybrid.align import target_ranks
 
 CUTOFF = 10
+TOP_N = CUTOFF
+"""The paper fuses, and scores, top-10 lists; deeper exports serve score-level fusion only."""
 KEYS = (f"mrr@{CUTOFF}", f"ndcg@{CUTOFF}", f"hr@{CUTOFF}")
 
 

@@ -12,7 +12,7 @@ import pandas as pd
 from hybridrec.hybrid.align import AlignedLists, align_sequences, target_ranks
 from hybridrec.hybrid.aligned_file import read_aligned
 from hybridrec.hybrid.features import best_branch, eligible, sequence_features, winner_categories
-from hybridrec.hybrid.jobs import TOP_N
+from hybridrec.hybrid.list_metrics import TOP_N
 from hybridrec.io import write_parquet
 
 log = logging.getLogger(__name__)

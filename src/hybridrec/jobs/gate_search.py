@@ -12,9 +12,7 @@ import pandas as pd
 from hybridrec.errors import HybridrecError
 from hybridrec.hybrid.aligned_file import read_aligned
 from hybridrec.hybrid.gate_file import SelectedGate, load_gate, save_gate
-from hybridrec.hybrid.jobs import TOP_N
-from hybridrec.hybrid.jobs.explain import selected_features
-from hybridrec.hybrid.list_metrics import KEYS
+from hybridrec.hybrid.list_metrics import KEYS, TOP_N
 from hybridrec.hybrid.search import (
     GateData,
     best_row,
@@ -27,6 +25,7 @@ from hybridrec.hybrid.search import (
     write_study,
 )
 from hybridrec.io import atomic_path, write_json, write_parquet
+from hybridrec.jobs.shap import selected_features
 from hybridrec.plain import plain
 from hybridrec.reporting.figures import plot_search_landscape
 

@@ -19,8 +19,7 @@ from hybridrec.hybrid.baselines import baseline_lists
 from hybridrec.hybrid.evaluate import evaluate_hybrid, fused_runs
 from hybridrec.hybrid.fusion import fuse
 from hybridrec.hybrid.gate_file import load_gate
-from hybridrec.hybrid.jobs import TOP_N
-from hybridrec.hybrid.list_metrics import KEYS
+from hybridrec.hybrid.list_metrics import KEYS, TOP_N
 from hybridrec.io import write_json, write_parquet, write_table
 from hybridrec.reporting.figures import normalised_length, plot_alpha_vs_length
 
