@@ -9,7 +9,7 @@ settings (cost does not depend on the weights). Prints users/s per model and thr
 the seconds that ranking every user of both splits takes at that rate (the work is linear in
 users: batches are independent), and the peak RSS of the process.
 
-    python benchmarks/scale/export_cost.py /tmp/hybridrec-scale/1000000/results/data/scale
+    python benchmarks/scale/export_cost.py <workdir>/1000000/results/data/scale
 """
 
 from __future__ import annotations

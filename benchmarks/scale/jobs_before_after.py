@@ -7,8 +7,8 @@ exports and gate), runs each job in a fresh process under ``/usr/bin/time`` with
 ``PYTHONPATH=<src>`` for each ``--src``, outside Snakemake (no provenance record enters the
 files), and prints one row per job and version.
 
-    python benchmarks/scale/jobs_before_after.py /tmp/hybridrec-scale/100000 \\
-        --src /tmp/old/src src
+    python benchmarks/scale/jobs_before_after.py <workdir>/100000 \\
+        --src <old checkout>/src src
 """
 
 from __future__ import annotations

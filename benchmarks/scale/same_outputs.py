@@ -6,8 +6,8 @@ demo generator and preprocessing, both sampled protocols' candidates, the synthe
 ``synthetic_exports.py``, then align, features, SHAP, a two-shard gate search, gather and fusion
 under ``full`` and ``uniform99``. Run it once with the package of each commit and compare:
 
-    PYTHONPATH=<old checkout>/src python benchmarks/scale/same_outputs.py /tmp/old > old.txt
-    PYTHONPATH=src python benchmarks/scale/same_outputs.py /tmp/new > new.txt
+    PYTHONPATH=<old checkout>/src python benchmarks/scale/same_outputs.py <scratch folder> > old.txt
+    PYTHONPATH=src python benchmarks/scale/same_outputs.py <another scratch folder> > new.txt
     diff old.txt new.txt     # no output: every file identical
 """
 
