@@ -92,6 +92,7 @@ def test_results_are_bitwise_the_same_on_one_and_two_threads() -> None:
             torch.set_num_threads(threads)
             results[threads] = value_and_grads(tensors, "fused")
             assert numba.get_num_threads() == numba_threads  # restored after each call
+            assert torch.get_num_threads() == threads  # torch's own count is left alone
     finally:
         torch.set_num_threads(previous)
     (y1, grads1), (y2, grads2) = results[1], results[2]

@@ -29,12 +29,16 @@ dC) are made by the one thread that owns the row, in channel order; the sums ove
 are first written as per-row partials, then summed over rows in row order (in parallel over
 channels). Numba's own parallel reductions are never used, and fastmath is off.
 
-Numba runs as many threads as torch (``torch.get_num_threads()``, capped by numba's pool). The
-kernels are compiled on first use for float32 and float64 and cached on disk (``cache=True``).
+Numba runs as many threads as torch (``torch.get_num_threads()``, capped by numba's pool), on
+its own ``workqueue`` threading layer: its OpenMP layer would share the OpenMP runtime torch runs
+on, and setting numba's thread count there sets torch's too (a job configured for one thread
+then ran on every core after its first scan). The kernels are compiled on first use for float32
+and float64 and cached on disk (``cache=True``).
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import reduce
@@ -47,6 +51,8 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 DTYPES = (torch.float32, torch.float64)
+if "NUMBA_THREADING_LAYER" not in os.environ:  # a user's explicit choice stands
+    numba.config.THREADING_LAYER = "workqueue"  # not OpenMP: torch's thread count is its own
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)
