@@ -1,7 +1,8 @@
 """Full-ranking evaluation speed and peak memory on Beauty, through the package's evaluation code.
 
     python benchmarks/evaluation_speed.py [--models linrec,fmlp,sasrec] [--protocols full,uniform99]
-        [--threads 1,2] [--passes 2] [--data-root DIR] [--out benchmarks/out/evaluation_speed.json]
+        [--threads 1,2] [--windows trimmed] [--passes 2] [--data-root DIR]
+        [--out benchmarks/out/evaluation_speed.json]
 
 Data: ``../shared/datasets/beauty/Beauty.txt`` (config entry ``beauty-fmlp``) through the
 preprocess and candidates rules' own code (``load_raw``, ``write_dataset``, ``write_candidates``)
@@ -17,6 +18,10 @@ scores for every item, history exclusion, top-k lists ``export_depth`` long, met
 config's ``evaluation.topk`` and ``evaluation.batch_size``. The fastest pass is reported, its
 seconds split into the encoder (``last_hidden``), the scores (``logits``) and the rest
 (ranking), timed around the model's methods.
+
+``--windows full,trimmed``: a model that ignores leading padding is evaluated on trimmed windows
+(users batched by the width their items need, each batch on its widest user's columns); ``full``
+runs every user on the whole window, as evaluation did before (the same model, in another child).
 
 Peak memory: the child's peak resident set (``ru_maxrss``) after the passes, and its growth over
 the value before the first pass (what evaluation added to the loaded model and split). Bound:
@@ -164,12 +169,21 @@ def bound_fractions(flops: dict[str, float | None], seconds: float, gflops: floa
             for name, value in flops.items()}
 
 
+def on_full_windows(model: SequentialRecommender) -> SequentialRecommender:
+    """The same model, declared not to ignore leading padding: evaluated on full windows."""
+    model.__class__ = type(f"FullWindow{type(model).__name__}", (type(model),),
+                           {"ignores_leading_padding": property(lambda self: False)})
+    return model
+
+
 def run_one(setting: dict[str, Any]) -> dict[str, Any]:
-    """Worker: one (model, protocol, threads) on the CPU, in this fresh process."""
+    """Worker: one (model, protocol, threads, windows) on the CPU, in this fresh process."""
     torch.set_num_threads(setting["threads"])
     setup = official_setup(setting["model"])
     data = load_eval_split(setting["root"], SPLIT, setup.n, [setting["protocol"]])
     model = eval_model(setup, num_items_of(setting["root"]), CPU)
+    if setting["windows"] == "full":
+        model = on_full_windows(model)
     before = peak_rss_mib()
     result = measure_evaluation(model, data, setting["protocol"], passes=setting["passes"])
     peak = peak_rss_mib()
@@ -181,19 +195,20 @@ def run_one(setting: dict[str, Any]) -> dict[str, Any]:
 
 
 def markdown(results: list[dict[str, Any]]) -> str:
-    lines = ["| model | protocol | threads | users/s (wall) | users per CPU-s | s per pass "
-             "(encoder / scores / ranking) | peak RSS MiB (growth) | sgemm GFLOP/s | "
+    lines = ["| model | protocol | threads | windows | users/s (wall) | users per CPU-s | s per "
+             "pass (encoder / scores / ranking) | peak RSS MiB (growth) | sgemm GFLOP/s | "
              "of score-matrix bound | of forward bound |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r["status"] != "ok":
-            lines.append(f"| {r['model']} | {r['protocol']} | {r['threads']} | {r['status']}: "
-                         f"{r['error']} | | | | | | |")
+            lines.append(f"| {r['model']} | {r['protocol']} | {r['threads']} | {r['windows']} "
+                         f"| {r['status']}: {r['error']} | | | | | | |")
             continue
         forward = "-" if r["fraction_forward"] is None else f"{r['fraction_forward']:.3f}"
         stages = " / ".join(f"{v:.2f}" for v in r["stage_seconds"].values())
         lines.append(
-            f"| {r['model']} | {r['protocol']} | {r['threads']} | {r['users_s']:,.0f} | "
+            f"| {r['model']} | {r['protocol']} | {r['threads']} | {r['windows']} "
+            f"| {r['users_s']:,.0f} | "
             f"{r['users_per_cpu_s']:,.0f} | {r['seconds']:.2f} ({stages}) | "
             f"{r['peak_rss_mib']:,.0f} "
             f"({r['rss_growth_mib']:,.0f}) | {r['sgemm_gflops']:.0f} | "
@@ -206,6 +221,9 @@ def main() -> int:
     parser.add_argument("--models", default="linrec,fmlp,sasrec")
     parser.add_argument("--protocols", default="full,uniform99")
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--windows", default="trimmed",
+                        help="trimmed (today's evaluation), full (every user on the whole "
+                             "window, as before), or both")
     parser.add_argument("--passes", type=int, default=2, help="timed passes per setting")
     parser.add_argument("--cap", type=float, default=600.0, help="seconds per setting")
     parser.add_argument("--data-root", type=Path, default=None,
@@ -221,10 +239,10 @@ def main() -> int:
         root = args.data_root or Path(scratch) / DATASET
         if args.data_root is None:
             prepare_dataset(root)
-        settings = [{"model": m, "protocol": p, "threads": int(t), "passes": args.passes,
-                     "root": str(root)}
+        settings = [{"model": m, "protocol": p, "threads": int(t), "windows": w,
+                     "passes": args.passes, "root": str(root)}
                     for m in args.models.split(",") for p in args.protocols.split(",")
-                    for t in args.threads.split(",")]
+                    for t in args.threads.split(",") for w in args.windows.split(",")]
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
               f"{os.cpu_count()} CPUs; torch {torch.__version__}; data {root}", flush=True)
         results = []

@@ -6,6 +6,8 @@
         --lengths 50,100,200,400 --hidden 64 --batch 256 --loss ce --threads 1 --steps 2
     python benchmarks/training_throughput.py --model mamba4rec,m2rec --measure \
         --train-parquet results/data/ml-100k/split/train.parquet --threads 1 --steps 3
+    python benchmarks/training_throughput.py --model mamba4rec,m2rec --before-after \
+        --threads 1 --steps 3 --rounds 2
 
 Settings come from ``config/config.yaml`` (``models.<name>``, resolved for Beauty): LinRec and
 SASRec d 64, N 50, 8 heads, batch 2048, softmax CE over the catalogue; FMLP-Rec d 64, N 50,
@@ -35,6 +37,10 @@ the full N-wide window (no trimming), the settings given by ``--hidden``, ``--ba
 ``--loss`` replacing the config's. ``--measure``: one such child per model at the config's
 settings on the real training path (trimmed where the model allows), with the seconds an epoch
 of ``--train-parquet``'s prefixes (a preprocessed ``split/train.parquet``) takes at that rate.
+``--scan`` picks the Mamba models' selective scan (``hybridrec.models.mamba.SCANS``).
+``--before-after``: per model, the ``--measure`` children of the former training path (the
+PyTorch ``sequential`` scan on full windows) and of today's (the ``fused`` scan on trimmed
+windows), and their ratio; with ``--full-window`` both run on full windows (the scan alone).
 """
 
 from __future__ import annotations
@@ -71,6 +77,7 @@ from hybridrec.cpu import RUNTIME_DEFAULTS, available_cores, reuse_freed_memory 
 from hybridrec.models import MODELS, build_model  # noqa: E402
 from hybridrec.models.base import SequentialRecommender  # noqa: E402
 from hybridrec.models.layers import Dropout  # noqa: E402
+from hybridrec.models.mamba import SCANS, SelectiveSSM  # noqa: E402
 from hybridrec.training import trimming  # noqa: E402
 from hybridrec.training.batches import Batch, Sequences, TrainingBatches  # noqa: E402
 from hybridrec.training.config import TrainConfig  # noqa: E402
@@ -266,11 +273,14 @@ class Trainer:
     """
 
     def __init__(self, setup: Setup, data: Sequences, device: torch.device = CPU,
-                 bf16: bool = False) -> None:
+                 bf16: bool = False, scan: str = "fused") -> None:
         self.setup, self.device, self.bf16 = setup, device, bf16
         torch.manual_seed(0)
         self.model: SequentialRecommender = build_model(
             setup.name, data.num_items, **setup.architecture).to(device).train()
+        for module in self.model.modules():
+            if isinstance(module, SelectiveSSM):
+                module.scan = scan
         self.optimizer = make_optimizer(self.model, setup.config)
         self.batches = TrainingBatches(data, setup.config.objective, setup.n,
                                        negatives=setup.config.loss == "bce")
@@ -503,7 +513,7 @@ def measure(setup: Setup, data: Sequences, args: argparse.Namespace) -> dict[str
     the peak resident memory before the first step and after the last, and the seconds one
     epoch of ``data``'s samples takes at the CPU-time rate. ``--full-window``: no trimming."""
     rss_setup = max_rss_mib()
-    trainer = Trainer(setup, data)
+    trainer = Trainer(setup, data, scan=args.scan)
     trim = not args.full_window
     trainer.steps(args.warmup, trim)
     walls, cpus = [], []
@@ -514,7 +524,8 @@ def measure(setup: Setup, data: Sequences, args: argparse.Namespace) -> dict[str
         cpus.append(sequences / clock.cpu)
     samples = len(trainer.batches)
     seq_per_cpu_s = statistics.median(cpus)
-    return {"model": setup.name, "max_len": setup.n, "hidden": setup.d,
+    return {"model": setup.name, "scan": args.scan, "trimmed": trim, "max_len": setup.n,
+            "hidden": setup.d,
             "batch": setup.config.batch_size, "loss": setup.config.loss,
             "threads": torch.get_num_threads(), "width": width,
             "seq_s": statistics.median(walls), "seq_per_cpu_s": seq_per_cpu_s,
@@ -523,32 +534,54 @@ def measure(setup: Setup, data: Sequences, args: argparse.Namespace) -> dict[str
             "samples_per_epoch": samples, "epoch_cpu_s": samples / seq_per_cpu_s}
 
 
-def child_measure(args: argparse.Namespace, model: str, max_len: int | None) -> dict[str, Any]:
+def child_measure(args: argparse.Namespace, model: str, max_len: int | None,
+                  scan: str | None = None, full_window: bool | None = None) -> dict[str, Any]:
     """:func:`measure` in a fresh child process (its own peak memory); its JSON result."""
     command = [sys.executable, __file__, "--child", "--measure", "--json", "--model", model,
                "--steps", str(args.steps), "--rounds", str(args.rounds),
-               "--warmup", str(args.warmup), "--threads", str(args.threads)]
+               "--warmup", str(args.warmup), "--threads", str(args.threads),
+               "--scan", scan or args.scan]
     for flag, value in (("--max-len", max_len), ("--hidden", args.hidden),
                         ("--batch", args.batch), ("--loss", args.loss),
                         ("--train-parquet", args.train_parquet)):
         if value is not None:
             command += [flag, str(value)]
     command += ["--synthetic"] if args.synthetic else []
-    command += ["--full-window"] if args.full_window else []
+    command += ["--full-window"] if (args.full_window if full_window is None else full_window) \
+        else []
     out = subprocess.run(command, check=True, capture_output=True, text=True).stdout
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
 def print_measures(results: list[dict[str, Any]]) -> None:
-    print("| model | N | d | batch | loss | threads | parameters | seq/s wall | seq per CPU-s "
-          "| peak RSS MiB (before the model) | samples per epoch | epoch, CPU-s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | scan | trimmed | N | d | batch | loss | threads | parameters | seq/s wall "
+          "| seq per CPU-s | peak RSS MiB (before the model) | samples per epoch | epoch, CPU-s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['model']} | {r['max_len']} | {r['hidden']} | {r['batch']} | {r['loss']} "
+        print(f"| {r['model']} | {r['scan']} | {r['trimmed']} | {r['max_len']} | {r['hidden']} "
+              f"| {r['batch']} | {r['loss']} "
               f"| {r['threads']} | {r['parameters']:,} | {r['seq_s']:.0f} "
               f"| {r['seq_per_cpu_s']:.0f} | {r['peak_rss_mib']:,.0f} "
               f"({r['rss_setup_mib']:,.0f}) | {r['samples_per_epoch']:,} "
               f"| {r['epoch_cpu_s']:,.0f} |")
+
+
+def before_after(args: argparse.Namespace, models: list[str]) -> None:
+    """Per model, the former training path against today's, each in its own child process:
+    rate per CPU-second and peak resident memory, and the ratios."""
+    print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
+          f"{args.rounds} rounds of {args.steps} steps after {args.warmup}, one child each; "
+          f"data: {args.train_parquet or 'Beauty.txt'}")
+    results = []
+    for model in models:
+        before = child_measure(args, model, args.max_len, scan="sequential", full_window=True)
+        after = child_measure(args, model, args.max_len, scan="fused")
+        results += [before, after]
+        print(f"{model}: {after['seq_per_cpu_s'] / before['seq_per_cpu_s']:.2f}x sequences per "
+              f"CPU-second, peak RSS {before['peak_rss_mib']:,.0f} -> "
+              f"{after['peak_rss_mib']:,.0f} MiB", flush=True)
+    print_measures(results)
+    print(f"load average after: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
 
 
 def main() -> int:
@@ -574,6 +607,10 @@ def main() -> int:
     parser.add_argument("--batch", type=int, help="batch size instead of the config's")
     parser.add_argument("--loss", choices=["ce", "bce"], help="loss instead of the config's")
     parser.add_argument("--full-window", action="store_true", help="never trim padding")
+    parser.add_argument("--scan", choices=SCANS, default="fused",
+                        help="the Mamba models' selective scan")
+    parser.add_argument("--before-after", action="store_true",
+                        help="former path (sequential scan, full windows) against today's")
     parser.add_argument("--train-parquet", type=Path,
                         help="a preprocessed split/train.parquet instead of Beauty.txt")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
@@ -589,6 +626,9 @@ def main() -> int:
         parser.error(f"--model: unknown {unknown}; registered: {sorted(MODELS)}")
     if args.runtime_ab:
         runtime_ab(args, models)
+        return 0
+    if args.before_after:
+        before_after(args, models)
         return 0
     if (args.lengths or args.measure) and not args.child:
         print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}; "
