@@ -18,10 +18,11 @@ This script ranks one trained model's test targets both ways, on the same model 
    (``1 + #(negative scores >= target score)``, our pessimistic tie rule; exact ties of
    float32 scores are rare).
 
-    python benchmarks/pop100_sampling.py --run <a finished run's folder> --dataset beauty-fmlp --model linrec
+    python benchmarks/pop100_sampling.py --run RUN --dataset beauty-fmlp --model linrec
 
 Prints HR@10, NDCG@10, MRR@10 and MRR for both, and how many distinct negatives RecBole's
-draws leave per user. Reads a finished ``results/`` (model, split, candidates); writes nothing.
+draws leave per user. Reads RUN/results (a finished run: model, split, candidates); writes
+nothing.
 """
 
 from __future__ import annotations

@@ -18,16 +18,18 @@ resolved settings dict under the BASE model's name (:func:`resolve_run`) and to 
 is its base model's.
 
 A variant's keys are those of ``models.<name>`` (flat; no ``per_dataset``: the base model's
-``per_dataset`` overrides apply to its variants, and a variant's own keys win over them). An
-override equal to the base model's value (its configured one, else its default) is dropped, so
-it changes nothing: the run's settings are exactly those of a variant without it.
+``per_dataset`` overrides apply to its variants, and a variant's own keys win over them): the
+variant is the last layer of the model's settings (:mod:`hybridrec.training.settings`), its keys
+named ``ablations.variants.<variant>.<key>`` in errors. An override equal to the base model's
+value (its configured one, else its default) is dropped, so it changes nothing: the run's
+settings are exactly those of a variant without it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -38,9 +40,12 @@ from hybridrec.training.settings import (
     PIPELINE_KEYS,
     TRAIN_KEYS,
     ModelSettings,
-    _check_values,  # the key-path reporting of check_model_settings, shared rather than copied
+    ResolvedSettings,
+    SettingsLayer,
+    check_resolved,
+    model_layers,
+    resolve_layers,
     resolve_settings,
-    setting_paths,
 )
 
 SEED_MARK = ".s"  # <variant>.s<seed>; names cannot hold a dot, so the split is unambiguous
@@ -83,17 +88,16 @@ def overrides(config: Mapping[str, Any], variant: str) -> dict[str, Any]:
 def resolve_run(config: Mapping[str, Any], run: VariantRun, dataset: str) -> ModelSettings:
     """The run's settings on ``dataset``: the base model's (with its per_dataset overrides),
     then the variant's overrides that differ from them. Named after the base model."""
-    base = config["models"][run.model]
-    changed = effective_overrides(run.model, base, overrides(config, run.variant), dataset)
-    return _with_overrides(run.model, base, changed, dataset)
+    return _resolve_variant(config, run.variant, run.model, dataset).settings
 
 
-def _with_overrides(model: str, base: Mapping[str, Any], changed: Mapping[str, Any],
-                    dataset: str) -> ModelSettings:
-    """``resolve_settings`` of the base entry, ``changed`` winning over its per_dataset."""
-    per_dataset = dict(base.get("per_dataset", {}))
-    per_dataset[dataset] = {**per_dataset.get(dataset, {}), **changed}
-    return resolve_settings(model, {**base, "per_dataset": per_dataset}, dataset)
+def _resolve_variant(config: Mapping[str, Any], variant: str, model: str,
+                     dataset: str) -> ResolvedSettings:
+    """The base model's layers on ``dataset``, then the variant's effective overrides."""
+    base = config["models"][model]
+    changed = effective_overrides(model, base, overrides(config, variant), dataset)
+    return resolve_layers(model, [*model_layers(model, base, dataset),
+                                  SettingsLayer(changed, f"ablations.variants.{variant}")])
 
 
 def effective_overrides(model: str, base: Mapping[str, Any], declared: Mapping[str, Any],
@@ -137,7 +141,7 @@ def check_variants(config: Mapping[str, Any]) -> None:
         _check_keys(variant, model, declared)
         base = config["models"][model]
         for dataset in dict.fromkeys([*config["run"]["datasets"], *base.get("per_dataset", {})]):
-            _check_on_dataset(variant, model, base, declared, dataset)
+            check_resolved(_resolve_variant(config, variant, model, dataset))
 
 
 def _check_keys(variant: str, model: str, declared: Mapping[str, Any]) -> None:
@@ -156,27 +160,3 @@ def _check_keys(variant: str, model: str, declared: Mapping[str, Any]) -> None:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ConfigError(f"{path}: unknown key for model {model!r}{hint}; its keys: "
                               f"{allowed}")
-
-
-def _check_on_dataset(variant: str, model: str, base: Mapping[str, Any],
-                      declared: Mapping[str, Any], dataset: str) -> None:
-    changed = effective_overrides(model, base, declared, dataset)
-    paths = setting_paths(model, base, dataset)
-    paths.update({key: variant_key_path(variant, key) for key in changed})
-    try:
-        settings = _with_overrides(model, base, changed, dataset)
-    except ConfigError as error:  # `objective: causal` for a model that mixes all positions
-        culprits = dict.fromkeys([paths.get("objective", f"models.{model}.objective"),
-                                  *(paths[key] for key in changed)])
-        reason = str(error).split(": ", 1)[-1]  # without the synthetic entry's key path
-        raise ConfigError(f"{', '.join(culprits)}: {reason}") from None
-    if "causal" not in paths:  # set by `objective: causal`
-        paths["causal"] = paths.get("objective", f"models.{model}.objective")
-    config_class = cast(Callable[..., object], cast(Any, MODELS[model]).config_class)
-
-    def build(**values: Any) -> object:
-        return config_class(num_items=1, **values)
-
-    _check_values(build, settings.architecture, paths)
-    _check_values(TrainConfig, settings.training, paths)
-

@@ -1,12 +1,20 @@
-"""One `models.<name>` config entry -> model hyperparameters and a TrainConfig for a dataset."""
+"""A model's settings on one dataset, resolved from layers: model hyperparameters and training.
+
+A model's flat config keys come in layers, later ones winning: ``models.<name>`` (the base),
+``models.<name>.per_dataset.<dataset>``, and for an ablation run its variant's keys
+(``ablations.variants.<variant>``, :mod:`hybridrec.variants`). Each layer carries the key-path
+prefix its errors name, so a value at fault is reported where it was written. One resolver
+(:func:`resolve_layers`) splits the merged keys into the two halves a run needs, and one checker
+(:func:`check_resolved`) builds both halves' dataclasses, naming the key path(s) at fault.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import functools
 import itertools
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, cast
 
 from hybridrec.errors import ConfigError
@@ -28,26 +36,42 @@ class ModelSettings:
     training: dict[str, Any]
 
 
-def setting_paths(name: str, entry: Mapping[str, Any], dataset: str) -> dict[str, str]:
-    """The full config key path each of a model's settings on ``dataset`` comes from.
+@dataclass(frozen=True)
+class SettingsLayer:
+    """Flat keys of one layer of a model's settings and the key path they are written under."""
 
-    ``models.<name>.<key>``, or ``models.<name>.per_dataset.<dataset>.<key>`` where overridden.
+    values: Mapping[str, Any]
+    prefix: str  # e.g. "models.fmlp", "models.fmlp.per_dataset.beauty"
+
+
+@dataclass(frozen=True)
+class ResolvedSettings:
+    """A model's settings and, for every key, the config key path its value comes from."""
+
+    settings: ModelSettings
+    paths: dict[str, str] = field(repr=False)
+
+
+def model_layers(name: str, entry: Mapping[str, Any], dataset: str) -> list[SettingsLayer]:
+    """``models.<name>`` (less ``per_dataset``) and its ``per_dataset.<dataset>`` overrides."""
+    base = {k: v for k, v in entry.items() if k != "per_dataset"}
+    own = entry.get("per_dataset", {}).get(dataset, {})
+    return [SettingsLayer(base, f"models.{name}"),
+            SettingsLayer(own, f"models.{name}.per_dataset.{dataset}")]
+
+
+def resolve_layers(name: str, layers: Sequence[SettingsLayer]) -> ResolvedSettings:
+    """Merge ``layers`` (later ones win) and split the keys into architecture and training.
+
+    ``objective: causal`` sets the ``causal`` hyperparameter of a model that has one (the
+    all-positions objective needs causal attention) and is refused for a model that mixes all
+    positions. Raises ConfigError naming the key path of a key neither half accepts.
     """
-    paths = {key: f"models.{name}.{key}" for key in entry if key != "per_dataset"}
-    overrides = entry.get("per_dataset", {}).get(dataset, {})
-    paths.update({key: f"models.{name}.per_dataset.{dataset}.{key}" for key in overrides})
-    return paths
-
-
-def resolve_settings(name: str, entry: Mapping[str, Any], dataset: str) -> ModelSettings:
-    """Split a model's flat config entry (plus its per_dataset overrides) into its two halves.
-
-    Raises ConfigError naming the full key path (see :func:`setting_paths`) of a key neither
-    half accepts.
-    """
-    merged = {k: v for k, v in entry.items() if k != "per_dataset"}
-    merged.update(entry.get("per_dataset", {}).get(dataset, {}))
-    paths = setting_paths(name, entry, dataset)
+    merged: dict[str, Any] = {}
+    paths: dict[str, str] = {}
+    for layer in layers:
+        merged.update(layer.values)
+        paths.update({key: f"{layer.prefix}.{key}" for key in layer.values})
     architecture_keys = set(hyperparameter_names(name))
     architecture, training = {}, {}
     for key, value in merged.items():
@@ -64,12 +88,32 @@ def resolve_settings(name: str, entry: Mapping[str, Any], dataset: str) -> Model
                 f"training settings {sorted(TRAIN_KEYS - PIPELINE_KEYS)}")
     if training.get("objective") == "causal":
         if "causal" in architecture_keys:
-            architecture["causal"] = True  # the all-positions objective needs causal attention
+            architecture["causal"] = True
+            paths.setdefault("causal", paths["objective"])
         elif not MODELS[name].is_causal(architecture):
             raise ConfigError(
                 f"{paths['objective']}: 'causal' trains every position at once, but {name} "
                 "mixes all positions (future items would leak); use 'prefix'")
-    return ModelSettings(name, architecture, training)
+    return ResolvedSettings(ModelSettings(name, architecture, training), paths)
+
+
+def resolve_settings(name: str, entry: Mapping[str, Any], dataset: str) -> ModelSettings:
+    """A declared model's settings on ``dataset`` (its base keys, then its per_dataset ones)."""
+    return resolve_layers(name, model_layers(name, entry, dataset)).settings
+
+
+def setting_paths(name: str, entry: Mapping[str, Any], dataset: str) -> dict[str, str]:
+    """The full config key path each of a model's settings on ``dataset`` comes from."""
+    return resolve_layers(name, model_layers(name, entry, dataset)).paths
+
+
+def check_resolved(resolved: ResolvedSettings) -> None:
+    """Build the model's config class and the TrainConfig from resolved settings; a ConfigError
+    is raised again naming the key path(s) at fault."""
+    settings, paths = resolved.settings, resolved.paths
+    config_class = cast(Callable[..., object], MODELS[settings.name].config_class)
+    _check_values(functools.partial(config_class, num_items=1), settings.architecture, paths)
+    _check_values(TrainConfig, settings.training, paths)
 
 
 def check_model_settings(models: Mapping[str, Any], selected: list[str],
@@ -85,15 +129,8 @@ def check_model_settings(models: Mapping[str, Any], selected: list[str],
             raise ConfigError(f"run.models: model {name!r} is not registered; "
                               f"available: {sorted(MODELS)}")
         entry = models[name]
-        config_class = cast(Callable[..., object], MODELS[name].config_class)
         for dataset in dict.fromkeys([*datasets, *entry.get("per_dataset", {})]):
-            settings = resolve_settings(name, entry, dataset)
-            paths = setting_paths(name, entry, dataset)
-            if "causal" not in paths:  # set by `objective: causal`
-                paths["causal"] = paths.get("objective", f"models.{name}.objective")
-            _check_values(functools.partial(config_class, num_items=1),
-                          settings.architecture, paths)
-            _check_values(TrainConfig, settings.training, paths)
+            check_resolved(resolve_layers(name, model_layers(name, entry, dataset)))
 
 
 def _check_values(build: Callable[..., object], values: dict[str, Any],
@@ -115,4 +152,3 @@ def _culprits(build: Callable[..., object], values: dict[str, Any],
         except ConfigError:
             return [paths[key] for key in group]
     return [paths[key] for key in values]
-
