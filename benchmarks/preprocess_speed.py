@@ -16,11 +16,12 @@ import time
 import numpy as np
 import pandas as pd
 
-from hybridrec.data.candidates import SAMPLED_PROTOCOLS, protocol_rng, sample_negatives
+from hybridrec.data.candidates import protocol_rng, sample_negatives
 from hybridrec.data.preprocess import PreprocessConfig, build_interactions
 from hybridrec.data.readers import read_interactions
 from hybridrec.data.split import leave_one_out_split
 from hybridrec.data.store import write_candidates, write_dataset
+from hybridrec.protocols import SAMPLED_PROTOCOLS
 
 
 def synthetic_table(n: int, users: int, items: int, seed: int = 0) -> pd.DataFrame:

@@ -9,7 +9,9 @@ from __future__ import annotations
 import hashlib
 import http.server
 import json
+import logging
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -21,6 +23,8 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from workflow_helpers import DEMO, assert_results_match, copy_workflow, snakemake
+
+from hybridrec.training.checkpoint import CheckpointSet
 
 pytestmark = pytest.mark.integration
 
@@ -174,13 +178,52 @@ def test_bad_inputs_each_end_with_one_message_and_keep_going(tmp_path):
     assert "Traceback" not in output
 
 
+def test_a_catalogue_too_small_names_the_key_that_asks_for_the_protocol(tmp_path):
+    """evaluation.protocols is [full]; the default hybrid.protocols [full, uniform99] still
+    asks for uniform99, and a file's catalogue (40 items) is known only after preprocessing:
+    its candidates job ends with one message naming the key that asks."""
+    workdir = copy_workflow(tmp_path / "run")
+    raw = tmp_path / "tiny.txt"
+    raw.write_text("".join(f"{user} " + " ".join(str((3 * user + i) % 40 + 1) for i in range(6))
+                           + "\n" for user in range(1, 31)))
+    (workdir / "tiny.yaml").write_text(
+        f"run: {{datasets: [tiny]}}\ndatasets:\n  tiny: {{format: fmlp_txt, path: {raw}}}\n"
+        "evaluation: {protocols: [full]}\n")
+    target = "results/data/tiny/candidates/test.uniform99.parquet"
+    result = snakemake(workdir, target, "--cores", "1", *DEMO, "tiny.yaml", timeout=600)
+    assert result.returncode != 0
+    last = (workdir / "logs/candidates/tiny/uniform99.log").read_text().strip().splitlines()[-1]
+    assert "ERROR" in last and "the catalogue holds 40 items" in last, last
+    assert "remove 'uniform99' from hybrid.protocols[1] (`full`" in last, last
+    assert "evaluation.protocols" not in last
+    assert not (workdir / target).exists()
+
+
+def test_a_pickled_checkpoint_is_named_not_used_and_never_loaded(tmp_path, caplog):
+    """A checkpoint holding Python objects (not ours) is set aside, its log line saying so
+    without torch's advice to load it with weights_only=False."""
+    checkpoints = CheckpointSet(tmp_path, "a" * 64, logging.getLogger("hybridrec.test"))
+    checkpoints.folder.mkdir(parents=True)
+    pickled = checkpoints.epoch_path(1)
+    torch.save({"config_hash": "a" * 64, "state": {"where": pathlib.Path("x")}}, pickled)
+    with caplog.at_level(logging.ERROR):
+        assert list(checkpoints.intact()) == []
+    assert (f"{pickled}: holds Python objects (pathlib.PosixPath) a weights-only load refuses; "
+            f"not used; moved aside to {pickled}.damaged") in caplog.text
+    assert "weights_only" not in caplog.text and "can still be loaded" not in caplog.text
+    assert not pickled.exists() and Path(f"{pickled}.damaged").exists()
+
+
 def _files(folder: Path) -> dict[str, bytes]:
     return {str(path.relative_to(folder)): path.read_bytes()
             for path in sorted(folder.rglob("*")) if path.is_file()}
 
 
 def _weights(path: Path) -> dict:
-    return torch.load(path, weights_only=True)["state_dict"]
+    """Every tensor of a model.pt (format 2: a state dict per selected epoch) by (epoch, name)."""
+    weights = torch.load(path, weights_only=True)["weights"]
+    return {(epoch, name): tensor for epoch, state in weights.items()
+            for name, tensor in state.items()}
 
 
 def test_a_failing_rerun_and_a_damaged_checkpoint_lose_no_training(tmp_path):

@@ -11,7 +11,6 @@ import pytest
 from conftest import raw_frame, shared_file
 
 from hybridrec.data.candidates import (
-    SAMPLED_PROTOCOLS,
     candidates_table,
     protocol_rng,
     sample_negatives,
@@ -27,6 +26,7 @@ from hybridrec.data.store import (
     write_dataset,
 )
 from hybridrec.errors import HybridrecError
+from hybridrec.protocols import SAMPLED_PROTOCOLS
 
 
 def random_raw(seed: int, n_users: int = 60, n_items: int = 300, max_len: int = 30):

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import Tensor
 
-from hybridrec.evaluation.ranking import PROTOCOLS, RankResult, rank_full, rank_sampled
+from hybridrec.evaluation.ranking import RankResult, rank_full, rank_sampled
+from hybridrec.protocols import PROTOCOLS
 
 
 def _scores_fn(logits: Tensor) -> Callable[[Tensor], Tensor]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import tempfile
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from conftest import shared_file
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hybridrec.data.readers import READERS, read_interactions
+from hybridrec.data.readers import READERS, check_reader_options, read_interactions
 from hybridrec.errors import ConfigError, DataFormatError
 
 COLUMNS = ["user", "item", "timestamp", "rating"]
@@ -315,6 +316,32 @@ def test_registry_and_dispatch_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="fmlp_txt"):
         read_interactions(path, "fmlp_txt", user_col="u")
     assert np.array_equal(read_interactions(str(path), "fmlp_txt")["item"], [2])
+
+
+@pytest.mark.parametrize("fmt, options, message", [
+    ("table", {"user_col": "u", "time_col": "ts"},
+     "datasets.d.options.time_col: unknown option for format 'table' (did you mean "
+     "'timestamp_col'?); its options: ['user_col', 'item_col', 'timestamp_col', 'rating_col', "
+     "'sep', 'encoding']"),
+    ("table", {"seperator": ";"}, "datasets.d.options.seperator: unknown option for format "
+                                  "'table'; its options: "),
+    ("fmlp_txt", {"sep": " "},
+     "datasets.d.options.sep: unknown option for format 'fmlp_txt'; it takes no options"),
+    ("csv", {}, "datasets.d.format: unknown interactions format 'csv'; known formats: "),
+])
+def test_reader_options_are_checked_by_name_before_reading(fmt, options, message):
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_reader_options(fmt, options, "datasets.d")
+
+
+def test_read_interactions_names_an_unknown_option_and_the_nearest_one(tmp_path: Path) -> None:
+    path = write(tmp_path / "x.csv", "u,i,ts\n1,2,3\n")
+    with pytest.raises(ConfigError, match=re.escape("options.time_col: unknown option for format "
+                                                    "'table' (did you mean 'timestamp_col'?)")):
+        read_interactions(path, "table", user_col="u", item_col="i", time_col="ts")
+    options = {"user_col": "u", "item_col": "i", "timestamp_col": "ts", "sep": ","}
+    check_reader_options("table", options, "datasets.d")
+    assert read_interactions(path, "table", **options)["timestamp"].tolist() == [3]
 
 
 BEYOND_INT64 = "99999999999999999999"  # 2^66 and a bit: fits no int64

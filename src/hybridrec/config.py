@@ -1,17 +1,90 @@
 """Config checks that a JSON schema cannot express; each error names the config key at fault.
 
-The schema (workflow/schemas/config.schema.yaml) checks types and ranges first; these checks
-look across keys: selected names must be declared, a dataset needs a source, and so on.
+:func:`normalise_numbers` runs before the schema (workflow/schemas/config.schema.yaml), which
+then checks types and ranges; :func:`check_config` runs after it and looks across keys: selected
+names must be declared, a dataset needs a source, and so on.
 """
 
 from __future__ import annotations
 
 import difflib
-from collections.abc import Collection, Mapping
+import inspect
+import os
+import re
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import yaml
+from jsonschema import Draft202012Validator, ValidationError, validators
+
 from hybridrec.errors import ConfigError
+
+# Draft 2020-12 with `integer` meaning an int: the stock validator counts 100.0 as an integer
+_IntValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine(
+        "integer", lambda _, value: isinstance(value, int) and not isinstance(value, bool)))
+# exponent notation that YAML 1.1 (PyYAML, which reads the config files) leaves a string: its
+# floats need a dot in the mantissa and a sign in the exponent
+_EXPONENT_STRING = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+))[eE]([-+]?\d+)")
+
+
+def normalise_numbers(config: dict[str, Any], schema: str | os.PathLike[str]) -> None:
+    """Make config numbers the types ``schema`` declares; run before the schema validates.
+
+    A float with an integer value where the schema wants an integer (``seed: 42.0``,
+    ``epochs: 1.0``) becomes that int, in place. JSON Schema counts 100.0 as an integer, so the
+    schema lets it through to code that needs an int (``range``, slicing, the resume key).
+    Normalised rather than rejected: the schema already calls the value an integer, and the
+    same config written two ways is then the same config (``epochs: 1.0`` and ``epochs: 1``
+    give the same jobs, results and checkpoints) instead of a retyping chore.
+
+    A string in exponent notation where a number is wanted (``lr: 1e-3``, a string to YAML 1.1)
+    raises ConfigError naming the key and the spellings that read as numbers.
+    """
+    spec = yaml.safe_load(Path(schema).read_text())
+    for error in list(_type_errors(_IntValidator(spec).iter_errors(config))):
+        types = error.validator_value  # a type name or a list of them
+        wanted = {types} if isinstance(types, str) else set(types)
+        value, path = error.instance, list(error.absolute_path)
+        if isinstance(value, float) and value.is_integer() and "integer" in wanted:
+            _parent(config, path)[path[-1]] = int(value)
+        elif isinstance(value, str) and wanted & {"number", "integer"}:
+            spelled = _EXPONENT_STRING.fullmatch(value)
+            if spelled:
+                raise ConfigError(
+                    f"{_key_path(path)}: {value!r} is a string, not a number: YAML 1.1 reads "
+                    f"exponent notation as a number only with a dot and a signed exponent; "
+                    f"write {_yaml_float(*spelled.groups())} or {Decimal(value):f}")
+
+
+def _type_errors(errors: Iterator[ValidationError]) -> Iterator[ValidationError]:
+    """The `type` errors among ``errors`` and those under them (the branches of an anyOf)."""
+    pending = list(errors)
+    while pending:
+        error = pending.pop(0)
+        pending.extend(error.context)
+        if error.validator == "type":
+            yield error
+
+
+def _parent(config: Any, path: Sequence[str | int]) -> Any:
+    for part in path[:-1]:
+        config = config[part]
+    return config
+
+
+def _key_path(path: Sequence[str | int]) -> str:
+    """``['models', 'fmlp', 'lr']`` as ``models.fmlp.lr``; list indices as ``[i]``."""
+    return "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in path)[1:]
+
+
+def _yaml_float(mantissa: str, exponent: str) -> str:
+    """``1e-3`` spelled as YAML 1.1 reads a float: ``1.0e-3``."""
+    mantissa = mantissa if "." in mantissa else f"{mantissa}.0"
+    return f"{mantissa}e{exponent if exponent[0] in '+-' else '+' + exponent}"
 
 
 def check_config(config: Mapping[str, Any]) -> None:
@@ -41,6 +114,9 @@ def check_config(config: Mapping[str, Any]) -> None:
     from hybridrec.variants import check_variants
 
     check_variants(config)
+    for name in config["run"]["datasets"]:
+        if datasets[name]["format"] == "demo":
+            _check_demo_candidates(config, name)
 
 
 def _check_declared(key: str, name: str, declared: Collection[str], kind: str) -> None:
@@ -54,9 +130,14 @@ def _check_declared(key: str, name: str, declared: Collection[str], kind: str) -
 
 
 def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
+    from hybridrec.data.readers import check_reader_options
+
     fmt = ds["format"]
     if fmt == "demo":
+        if ds.get("options"):
+            raise ConfigError(f"{key}.options: format 'demo' is generated; it takes no options")
         return
+    check_reader_options(fmt, ds.get("options", {}), key)
     if not ds.get("path") and not ds.get("url"):
         raise ConfigError(f"{key}: needs a 'path' (local file) or a 'url' to download from")
     if ds.get("path") and Path(ds["path"]).is_dir():
@@ -116,6 +197,36 @@ def _check_ablations(config: Mapping[str, Any]) -> list[str]:
     return used
 
 
+def _check_demo_candidates(config: Mapping[str, Any], dataset: str) -> None:
+    """A generated dataset's catalogue against every sampled protocol the run draws candidates
+    for, before any job; the error names the keys that ask for the protocol.
+
+    Where the declared catalogue could leave a user too few unseen items (fewer items than the
+    protocol's negatives plus the longest sequence the demo draws), the dataset is generated
+    and preprocessed here as its preprocess job will (under a second for 1000 users); a larger
+    catalogue is not generated, and a file's is known only to its candidates job, which checks
+    it the same way.
+    """
+    from hybridrec.data.candidates import check_negative_supply, protocol_keys
+    from hybridrec.data.demo import generate_demo
+    from hybridrec.protocols import SAMPLED_PROTOCOLS
+
+    entry = config["datasets"][dataset]
+    # load_raw leaves generate_demo's max_length at its default
+    longest = inspect.signature(generate_demo).parameters["max_length"].default
+    asked = {name: keys for name, protocol in SAMPLED_PROTOCOLS.items()
+             if entry["demo"]["items"] - longest < protocol.negatives
+             and (keys := protocol_keys(config, name))}
+    if not asked:
+        return
+    from hybridrec.data.preprocess import build_interactions
+    from hybridrec.data.sources import load_raw, preprocess_config
+
+    data = build_interactions(load_raw(entry, None), preprocess_config(entry))
+    for name, keys in asked.items():
+        check_negative_supply(data, SAMPLED_PROTOCOLS[name], dataset, keys)
+
+
 def _check_item_text(key: str, ds: Mapping[str, Any]) -> None:
     from hybridrec.data.item_text import check_item_text_options
 
@@ -145,7 +256,7 @@ def _check_text_encoder(key: str, encoder: Mapping[str, Any]) -> None:
 
 
 def _check_hybrid(hybrid: Mapping[str, Any]) -> None:
-    from hybridrec.reporting.paper import PAPER, PAPER_PROTOCOLS
+    from hybridrec.protocols import PAPER, PAPER_PROTOCOLS
 
     if PAPER in hybrid["protocols"]:
         unknown = [b for b in hybrid["branches"] if b not in PAPER_PROTOCOLS]
@@ -154,3 +265,24 @@ def _check_hybrid(hybrid: Mapping[str, Any]) -> None:
                 f"hybrid.protocols[{hybrid['protocols'].index(PAPER)}]: 'paper' ranks each "
                 f"branch under its own paper's protocol, known for {sorted(PAPER_PROTOCOLS)} "
                 f"only, not for {unknown}")
+    _check_gate_settings("hybrid", hybrid)
+    for name, overrides in hybrid.get("variants", {}).items():
+        _check_gate_settings(f"hybrid.variants.{name}", {**hybrid, **overrides}, overrides)
+
+
+def _check_gate_settings(key: str, hybrid: Mapping[str, Any],
+                         declared: Mapping[str, Any] | None = None) -> None:
+    """A run's gate features are among the six, and focal loss goes with the MLP gate;
+    ``declared``: a variant's own keys (the error names the variant's key where it set it)."""
+    from hybridrec.hybrid.features import FEATURES
+
+    def where(name: str) -> str:
+        return f"{key}.{name}" if declared is None or name in declared else f"hybrid.{name}"
+
+    features = hybrid.get("features", "paper")
+    if not isinstance(features, str):
+        for i, name in enumerate(features):
+            _check_declared(f"{where('features')}[{i}]", name, FEATURES, "feature")
+    if hybrid.get("loss", "bce") == "focal" and hybrid.get("gate", "mlp") != "mlp":
+        raise ConfigError(f"{where('loss')}: 'focal' trains the MLP gate only, but "
+                          f"{where('gate')} is {hybrid['gate']!r}; tree gates use the log loss")

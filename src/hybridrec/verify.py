@@ -4,20 +4,24 @@
 
 Snakemake trusts any file that exists and is newer than its inputs: a Parquet file replaced by
 garbage fails every consumer until it is rebuilt, and a deleted intermediate is rebuilt only when
-a consumer reruns. This reads every Parquet, JSON and torch file under ``results/`` in full,
-checks the columns, metadata and keys that docs/contracts.md specifies for its path, and prints
-each damaged file with the command that rebuilds it (``snakemake --force <file>``: that job only;
-the next ordinary run then reruns its consumers, whose input is now newer). A damaged training
-checkpoint is moved aside instead: training resumes from the newest intact one.
+a consumer reruns. This reads every Parquet, JSON, torch and SQLite file under ``results/`` in
+full, checks the columns, metadata, keys and tables that docs/contracts.md specifies for its path
+(a gate search's ``study.db``: the tables Optuna writes), and prints each damaged file with the
+command that rebuilds it (``snakemake --force <file>``: that job only; the next ordinary run then
+reruns its consumers, whose input is now newer). A damaged training checkpoint is moved aside
+instead: training resumes from the newest intact one.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import fnmatch
 import json
-import shlex
+import pickle
+import sqlite3
 import sys
+import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +30,8 @@ import pyarrow.parquet as pq
 import torch
 
 from hybridrec.evaluation.export import METADATA_KEYS, PREDICTIONS_SCHEMA
+from hybridrec.rebuild import rebuild_command
+from hybridrec.training.checkpoint import weights_only_refusal
 
 # (pattern relative to results/, what the file must hold); the first matching pattern applies
 PARQUET_COLUMNS: tuple[tuple[str, frozenset[str]], ...] = (
@@ -48,7 +54,15 @@ TORCH_KEYS: tuple[tuple[str, frozenset[str]], ...] = (
     ("models/*/model.pt", frozenset({"format", "name", "num_items", "architecture", "weights",
                                        "selections"})),
 )
-CHECKED_SUFFIXES = (".parquet", ".json", ".pt")
+# the tables of Optuna's RDB storage that a finished search fills (hybrid/search.py) and that
+# optuna-dashboard reads
+SQLITE_TABLES: tuple[tuple[str, frozenset[str]], ...] = (
+    ("hybrid/*/search/study.db", frozenset({"studies", "study_directions",
+                                            "study_user_attributes", "trials", "trial_params",
+                                            "trial_values", "trial_user_attributes",
+                                            "version_info"})),
+)
+CHECKED_SUFFIXES = (".parquet", ".json", ".pt", ".db")
 
 
 @dataclass(frozen=True)
@@ -61,7 +75,8 @@ class Damage:
 
 
 def verify_results(root: str | Path, configfiles: Sequence[str] = ()) -> tuple[int, list[Damage]]:
-    """Check every Parquet, JSON and torch file under ``root``; return (files checked, damage).
+    """Check every Parquet, JSON, torch and SQLite file under ``root``; return (files checked,
+    damage).
 
     Temporary files of an interrupted atomic write (``.<name>.*.tmp``) are not results and are
     skipped. ``configfiles`` are the run's ``--configfile`` arguments, repeated in the commands.
@@ -77,16 +92,6 @@ def verify_results(root: str | Path, configfiles: Sequence[str] = ()) -> tuple[i
     return len(paths), damage
 
 
-def rebuild_command(path: Path, configfiles: Sequence[str] = ()) -> str:
-    """The shell command that replaces a damaged file."""
-    if "checkpoints" in path.parts:
-        return f"mv {shlex.quote(str(path))} {shlex.quote(str(path) + '.damaged')}"
-    command = f"snakemake --force {shlex.quote(str(path))}"
-    if configfiles:
-        command += " --configfile " + " ".join(map(shlex.quote, configfiles))
-    return command
-
-
 def _problem(path: Path, relative: str) -> str | None:
     """What is wrong with one file, or None."""
     try:
@@ -94,10 +99,37 @@ def _problem(path: Path, relative: str) -> str | None:
             return _parquet_problem(path, relative)
         if path.suffix == ".json":
             return _missing(json.loads(path.read_text()), JSON_KEYS, relative, "key")
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        return _missing(payload, TORCH_KEYS, relative, "entry")
+        if path.suffix == ".db":
+            return _sqlite_problem(path, relative)
+        return _torch_problem(path, relative)
     except Exception as exc:  # noqa: BLE001 (any failure to read is the finding)
         return f"unreadable: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+
+
+def _torch_problem(path: Path, relative: str) -> str | None:
+    """A torch file: every entry's CRC-32, then a weights-only load (a pickle of Python objects
+    is refused, never loaded)."""
+    with zipfile.ZipFile(path) as archive:
+        corrupt = archive.testzip()
+    if corrupt is not None:
+        return f"entry {corrupt} fails its CRC-32"
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        return f"{weights_only_refusal(error)}; not written by this pipeline"
+    return _missing(payload, TORCH_KEYS, relative, "entry")
+
+
+def _sqlite_problem(path: Path, relative: str) -> str | None:
+    """An SQLite file, opened read-only: SQLite's integrity check, then the expected tables."""
+    uri = f"{path.resolve().as_uri()}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        verdict = db.execute("PRAGMA integrity_check").fetchone()[0]
+        if verdict != "ok":  # "*** in database main ***", then a line per problem
+            first = [line for line in verdict.splitlines() if not line.startswith("***")]
+            return f"fails SQLite's integrity check ({(first or [verdict])[0]})"
+        tables = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    return _missing(dict.fromkeys(name for (name,) in tables), SQLITE_TABLES, relative, "table")
 
 
 def _parquet_problem(path: Path, relative: str) -> str | None:

@@ -8,28 +8,15 @@ Both sample without replacement, in proportion to the weights (successive sampli
 from __future__ import annotations
 
 import zlib
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from hybridrec.data.preprocess import Interactions
-from hybridrec.errors import HybridrecError
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """A sampled-candidate protocol: how many negatives and how they are weighted."""
-
-    name: str
-    negatives: int
-    by_popularity: bool
-
-
-SAMPLED_PROTOCOLS = {
-    "uniform99": Protocol("uniform99", 99, by_popularity=False),
-    "pop100": Protocol("pop100", 100, by_popularity=True),
-}
+from hybridrec.errors import ConfigError, HybridrecError
+from hybridrec.protocols import PAPER, PAPER_PROTOCOLS, Protocol
 
 
 def protocol_rng(seed: int, split: str, protocol: str) -> np.random.Generator:
@@ -37,11 +24,34 @@ def protocol_rng(seed: int, split: str, protocol: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(f"{split}/{protocol}".encode())])
 
 
-def check_negative_supply(data: Interactions, protocol: Protocol, dataset: str) -> None:
-    """Raise HybridrecError if a user has fewer unseen items than the protocol's negatives.
+def protocol_keys(config: Mapping[str, Any], protocol: str) -> list[str]:
+    """The config keys that ask for ``protocol``'s candidates, where a user would remove it.
+
+    The workflow draws candidates for every protocol training selects under or a metrics file
+    reports (``evaluation.protocol``, ``evaluation.protocols``, which ``ablations.protocols``
+    are among) and every protocol a hybrid run reads exports of (``hybrid.protocols``, a
+    ``paper`` entry asking for each branch's paper protocol).
+    """
+    evaluation, hybrid = config["evaluation"], config["hybrid"]
+    keys = ["evaluation.protocol"] if evaluation["protocol"] == protocol else []
+    lists = [("evaluation.protocols", evaluation["protocols"]),
+             ("ablations.protocols", (config.get("ablations") or {}).get("protocols", [])),
+             ("hybrid.protocols", hybrid["protocols"])]
+    keys += [f"{key}[{i}]" for key, entries in lists for i, entry in enumerate(entries)
+             if entry == protocol]
+    ranked = ", ".join(b for b in hybrid["branches"] if PAPER_PROTOCOLS.get(b) == protocol)
+    keys += [f"hybrid.protocols[{i}] ({PAPER!r}: {ranked} under {protocol})"
+             for i, entry in enumerate(hybrid["protocols"]) if entry == PAPER and ranked]
+    return keys
+
+
+def check_negative_supply(data: Interactions, protocol: Protocol, dataset: str,
+                          asked_by: Sequence[str] = ()) -> None:
+    """Raise ConfigError if a user has fewer unseen items than the protocol's negatives.
 
     The message names the dataset, the protocol, how many users fall short (and the first few by
-    original id) and the settings that avoid the protocol.
+    original id) and the config keys ``asked_by`` that ask for the protocol (see
+    :func:`protocol_keys`; where the caller cannot say, the keys that may).
     """
     n_items = len(data.item_ids)
     pairs = np.unique(data.users.astype(np.int64) * (n_items + 1) + data.items)
@@ -50,13 +60,14 @@ def check_negative_supply(data: Interactions, protocol: Protocol, dataset: str) 
     if not short.size:
         return
     examples = ", ".join(map(repr, data.user_ids["original_id"].iloc[short[:5]].tolist()))
-    raise HybridrecError(
+    keys = (" and ".join(asked_by) if asked_by else
+            "evaluation.protocols, evaluation.protocol and hybrid.protocols, where it is asked for")
+    raise ConfigError(
         f"datasets.{dataset}: protocol {protocol.name} draws {protocol.negatives} negatives per "
         f"user from the items the user never touched, but {short.size} of {len(distinct)} users "
         f"have fewer (the catalogue holds {n_items} items), e.g. user(s) {examples} (original "
-        f"ids); remove {protocol.name!r} from evaluation.protocols and do not use it as "
-        "evaluation.protocol (`full` ranks against the whole catalogue), or use a larger "
-        "catalogue")
+        f"ids); remove {protocol.name!r} from {keys} (`full` ranks against the whole "
+        "catalogue), or use a larger catalogue")
 
 
 def sample_negatives(data: Interactions, protocol: Protocol, rng: np.random.Generator,

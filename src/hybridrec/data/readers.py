@@ -10,13 +10,14 @@ but still counted.
 
 from __future__ import annotations
 
+import difflib
 import gzip
 import inspect
 import io
 import json
 import os
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,18 +92,29 @@ class _Source:
 
 def read_interactions(path: PathLike, fmt: str, **options: Any) -> pd.DataFrame:
     """Read ``path`` in format ``fmt`` (a key of :data:`READERS`) as raw interactions."""
+    check_reader_options(fmt, options, "dataset")
+    if Path(path).is_dir():
+        raise DataFormatError(path, "is a directory; expected the raw interactions file")
+    return READERS[fmt](path, **options)
+
+
+def check_reader_options(fmt: str, options: Mapping[str, Any], key: str) -> None:
+    """Raise ConfigError naming ``key`` (a dataset entry) if ``fmt`` is unknown or does not take
+    one of ``options``; an unknown option's error suggests the nearest one it takes."""
     try:
         reader = READERS[fmt]
     except KeyError:
         known = ", ".join(sorted(READERS))
-        raise ConfigError(f"unknown interactions format {fmt!r}; known formats: {known}") from None
-    try:
-        inspect.signature(reader).bind(path, **options)
-    except TypeError as exc:
-        raise ConfigError(f"format {fmt!r} got invalid options {sorted(options)}: {exc}") from None
-    if Path(path).is_dir():
-        raise DataFormatError(path, "is a directory; expected the raw interactions file")
-    return reader(path, **options)
+        raise ConfigError(f"{key}.format: unknown interactions format {fmt!r}; known formats: "
+                          f"{known}") from None
+    taken = list(inspect.signature(reader).parameters)[1:]  # after the path
+    for name in options:
+        if name not in taken:
+            near = difflib.get_close_matches(name, taken, n=1)
+            hint = f" (did you mean {near[0]!r}?)" if near else ""
+            known = f"its options: {taken}" if taken else "it takes no options"
+            raise ConfigError(f"{key}.options.{name}: unknown option for format {fmt!r}{hint}; "
+                              f"{known}")
 
 
 def read_movielens_dat(path: PathLike) -> pd.DataFrame:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -12,7 +13,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hybridrec.data.candidates import (
-    SAMPLED_PROTOCOLS,
     candidates_table,
     check_negative_supply,
     protocol_rng,
@@ -22,6 +22,7 @@ from hybridrec.data.split import leave_one_out_split, sequences_table
 from hybridrec.data.stats import dataset_stats
 from hybridrec.errors import HybridrecError
 from hybridrec.io import write_json, write_parquet, write_table
+from hybridrec.protocols import SAMPLED_PROTOCOLS
 
 log = logging.getLogger(__name__)
 
@@ -78,15 +79,16 @@ def write_dataset(raw: pd.DataFrame, config: PreprocessConfig, root: str | Path,
     return stats
 
 
-def write_candidates(root: str | Path, protocol: str, seed: int, dataset: str) -> None:
+def write_candidates(root: str | Path, protocol: str, seed: int, dataset: str,
+                     asked_by: Sequence[str] = ()) -> None:
     """Draw one sampled protocol's candidates for the valid and test targets of a dataset folder.
 
-    Raises HybridrecError naming the dataset, the protocol and the users short of negatives
-    before drawing anything.
+    Raises ConfigError naming the dataset, the protocol, the users short of negatives and the
+    config keys ``asked_by`` that ask for the protocol, before drawing anything.
     """
     files = dataset_files(root)
     data = read_interactions(files)
-    check_negative_supply(data, SAMPLED_PROTOCOLS[protocol], dataset)
+    check_negative_supply(data, SAMPLED_PROTOCOLS[protocol], dataset, asked_by)
     for split, path in candidate_files(root, protocol).items():
         targets = pq.read_table(files[split], columns=["target"]).column("target").to_numpy()
         rng = protocol_rng(seed, split, protocol)

@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 
 from hybridrec.errors import DataFormatError
 from hybridrec.io import write_table
+from hybridrec.protocols import PROTOCOLS
+from hybridrec.rebuild import rebuild_command
 
 if TYPE_CHECKING:  # ranking imports torch; the readers (the hybrid's jobs) need neither
     from hybridrec.evaluation.ranking import RankResult
@@ -97,7 +99,6 @@ def write_predictions(
     is exact because they are sorted. ``user_ids_path``/``item_ids_path`` name the id mapping
     tables the ids refer to and are stored as given.
     """
-    from hybridrec.evaluation.ranking import PROTOCOLS  # the writer's callers rank with torch
 
     if protocol not in PROTOCOLS:
         raise ValueError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
@@ -124,10 +125,15 @@ def read_predictions(path: PathLike) -> tuple[pd.DataFrame, dict[str, str]]:
 
     Raises:
         DataFormatError: naming the file and the column or metadata key that is missing, has the
-            wrong type, or whose lists are not all of length ``k``.
+            wrong type, or whose lists are not all of length ``k``; a file that is not readable
+            Parquet, with the command that remakes it.
     """
     path = Path(path)
-    table = pq.read_table(path)
+    try:
+        table = pq.read_table(path)
+    except pa.ArrowException as error:  # not Parquet, truncated, a bad page
+        raise DataFormatError(path, f"not a readable Parquet file ({error}); remake it with "
+                                    f"`{rebuild_command(path)}`") from None
     raw = table.schema.metadata or {}
     metadata = {key.decode(): value.decode() for key, value in raw.items()}
     for key in METADATA_KEYS:

@@ -30,7 +30,6 @@ import numpy as np
 import torch
 from torch import Tensor
 
-PROTOCOLS: tuple[str, ...] = ("full", "uniform99", "pop100")
 _NEG_INF = float("-inf")
 
 ScoresFn = Callable[[Tensor], Tensor]
@@ -304,4 +303,4 @@ def _log_norm(logits: Tensor, target_logit: Tensor) -> Tensor:
     return log_norm
 
 
-__all__ = ["PROTOCOLS", "RankResult", "ScoresFn", "rank_full", "rank_sampled"]
+__all__ = ["RankResult", "ScoresFn", "rank_full", "rank_sampled"]

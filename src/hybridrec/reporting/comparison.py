@@ -14,7 +14,8 @@ from typing import Any
 
 import pandas as pd
 
-from hybridrec.reporting.paper import PAPER, PUBLISHED, TABLE5_PROTOCOLS
+from hybridrec.protocols import PAPER
+from hybridrec.reporting.paper import PUBLISHED, TABLE5_PROTOCOLS
 
 COLUMNS = ["source", "model", "protocol", "metric", "published", "ours", "difference", "note"]
 NOTABLE = 0.01

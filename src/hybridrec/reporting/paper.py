@@ -15,11 +15,6 @@ FMLP_BEAUTY = {"hr@1": 0.2011, "hr@5": 0.4025, "ndcg@5": 0.3070, "hr@10": 0.4998
                "ndcg@10": 0.3385, "mrr": 0.3051}
 # LinRec paper, ML-1M, LinRec + SASRec, pop100 (Table II). Its "MRR" is RecBole's MRR@10.
 LINREC_ML1M = {"hr@10": 0.7209, "mrr@10": 0.4301, "ndcg@10": 0.4997}
-# The protocol each model's published figures were computed under (its own paper's code):
-# LinRec and SASRec with RecBole's 100 popularity-drawn negatives, FMLP-Rec with 99 uniform ones.
-PAPER_PROTOCOLS = {"linrec": "pop100", "sasrec": "pop100", "fmlp": "uniform99"}
-# `hybrid.protocols` entry for the hybrid over each branch's export under its PAPER_PROTOCOLS
-PAPER = "paper"
 # Hybrid paper, Table V: (MRR, NDCG@10) per paper dataset and method. Each branch's row is
 # under its own paper's protocol; the hybrid fused LinRec's pop100 lists with FMLP-Rec's
 # uniform99 lists (a mixed protocol). The MRR column is MRR@10 for LinRec (RecBole's) and for the

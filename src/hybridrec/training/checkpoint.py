@@ -72,7 +72,8 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     """Load a checkpoint written by :func:`save_checkpoint` with ``weights_only=True``.
 
     Raises CheckpointError naming ``path`` when any entry fails its CRC-32 check or the file
-    does not load (truncated, overwritten, not ours); a missing file is a FileNotFoundError.
+    does not load (truncated, overwritten, not ours: a pickle of Python objects is refused, never
+    loaded); a missing file is a FileNotFoundError.
     """
     path = Path(path)
     try:
@@ -83,12 +84,22 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
         loaded = torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
+    except pickle.UnpicklingError as error:  # CRCs pass: a pickle not ours (no torch advice)
+        raise CheckpointError(f"{path}: {weights_only_refusal(error)}; not used") from None
     except _READ_ERRORS as error:
         raise CheckpointError(f"{path}: damaged checkpoint ({type(error).__name__}: {error})"
                               ) from error
     if not isinstance(loaded, dict):
         raise CheckpointError(f"{path}: not a hybridrec checkpoint (top level is not a dict)")
     return loaded
+
+
+def weights_only_refusal(error: pickle.UnpicklingError) -> str:
+    """A file ``torch.load(..., weights_only=True)`` refused, in words: never torch's own
+    advice to load it with ``weights_only=False``, which would run whatever code it holds."""
+    found = re.search(r"GLOBAL (\S+)", str(error))
+    objects = f" ({found.group(1)})" if found else ""
+    return f"holds Python objects{objects} a weights-only load refuses"
 
 
 def load_best(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"
