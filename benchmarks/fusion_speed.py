@@ -132,7 +132,8 @@ def time_stage(users: int, trials: int, shards: int) -> None:
         futures = [pool.submit(run_shard, params, i, shards, train, held_out, 0)
                    for i in range(shards)]
         scored = [f.result() for f in futures]
-        table, best = gather([shard_table for shard_table, _ in scored])
+        table, best_by_rule = gather([shard_table for shard_table, _ in scored])
+    best = best_by_rule["val_loss"]  # hybrid.selection's default
     gate = {int(trial): g for shard_table, gates in scored
             for trial, g in zip(shard_table["trial"], gates, strict=True)}[int(best["trial"])]
     timings[f"search, {trials} trials in {shards} shard processes"] = time.perf_counter() - start
@@ -148,7 +149,8 @@ def time_stage(users: int, trials: int, shards: int) -> None:
         plot_alpha_vs_length(result.weights[:, 0],
                              normalised_length(test_features["length"].to_numpy()),
                              Path(folder) / "alpha.png", "linrec")
-        plot_search_landscape(table, Path(folder) / "search.png", "linrec")
+        plot_search_landscape(table, Path(folder) / "search.png", "linrec",
+                              selected_trial=int(best["trial"]), selection="val_loss")
     timings["three figures"] = time.perf_counter() - start
     total = time.perf_counter() - stage_start
 

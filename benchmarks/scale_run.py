@@ -13,7 +13,7 @@ Per rule, wall seconds and peak RSS come from the ``benchmark:`` file every job 
 (``benchmarks/out/``); the exports' from ``/usr/bin/time``. The script prints one table per
 size and, for two or more sizes, the growth of each figure from the smallest to the largest.
 
-    flock /work/cpu.lock timeout 3h /usr/bin/time -v \\
+    timeout 3h /usr/bin/time -v \\
         python benchmarks/scale_run.py --users 100000 300000 1000000
 """
 
@@ -30,7 +30,7 @@ import pandas as pd
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "profiles")
+WORKFLOW_FILES = ("workflow", "config", "envs", "profiles")
 OVERLAY = REPO / "benchmarks" / "scale" / "config.yaml"
 EXPORTER = REPO / "benchmarks" / "scale" / "synthetic_exports.py"
 DATASET = "scale"

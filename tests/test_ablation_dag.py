@@ -12,6 +12,7 @@ import torch
 from workflow_helpers import DEMO, REPO, copy_workflow, snakemake
 
 from hybridrec.codehash import code_hash
+from hybridrec.models.files import read_model
 from hybridrec.provenance import read_provenance
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,8 @@ TABLE = "results/tables/ablation/demo.csv"
 
 
 def _weights(path) -> dict[str, torch.Tensor]:
-    return torch.load(path, weights_only=True)["state_dict"]
+    saved = read_model(path)
+    return saved.weights[saved.epoch_of()]
 
 
 @pytest.mark.long
@@ -70,11 +72,11 @@ def test_the_ablation_table_lists_every_variant_over_its_seeds_beside_the_baseli
 
     # a run is its base model with the overrides and its seed, under the base model's code
     models = workdir / "results/models/demo"
-    no_text = torch.load(models / "m2rec_no_text.s1/model.pt", weights_only=True)
-    assert no_text["name"] == "m2rec" and no_text["architecture"]["text"] is False
-    assert "item_text" not in no_text["state_dict"]
-    no_fft = torch.load(models / "m2rec_no_fft.s1/model.pt", weights_only=True)
-    assert no_fft["architecture"]["fft"] is False and "item_text" in no_fft["state_dict"]
+    no_text = read_model(models / "m2rec_no_text.s1/model.pt")
+    assert no_text.name == "m2rec" and no_text.architecture["text"] is False
+    assert no_text.item_text is None  # no text read, none recorded
+    no_fft = read_model(models / "m2rec_no_fft.s1/model.pt")
+    assert no_fft.architecture["fft"] is False and no_fft.item_text is not None
     record = read_provenance(models / "m2rec_no_fft.s2/model.pt")
     assert record["params"]["seed"] == 2
     assert record["params"]["code"] == code_hash(REPO / "workflow/scripts/train.py", "m2rec")

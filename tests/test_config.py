@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import copy
+import json
 import re
 from pathlib import Path
 
 import pytest
 import yaml
+from jsonschema import Draft202012Validator
 from snakemake.utils import validate
+from workflow_helpers import DEMO, copy_workflow, snakemake
 
-from hybridrec.config import check_config
+from hybridrec.config import check_config, normalise_numbers
+from hybridrec.data.candidates import protocol_keys
 from hybridrec.errors import ConfigError
 from hybridrec.training.settings import resolve_settings
 
@@ -148,6 +152,15 @@ def test_schema_bounds_overrides_seeds_and_names_with_the_full_key_path(change, 
      "gate_search.shards: 1000 shards for 5 trials (gate_search.trials) would leave 995"),
     (lambda c: c["datasets"]["beauty-fmlp"].update(path=str(REPO / "tests")),
      "datasets.beauty-fmlp.path: "),
+    (lambda c: c["datasets"].update(t={"format": "table", "path": "t.csv", "options": {
+        "user_col": "u", "item_col": "i", "time_col": "ts"}}),
+     "datasets.t.options.time_col: unknown option for format 'table' (did you mean "
+     "'timestamp_col'?); its options: ['user_col', 'item_col', 'timestamp_col', "),
+    (lambda c: c["datasets"]["ml-1m"].update(options={"sep": "::"}),
+     "datasets.ml-1m.options.sep: unknown option for format 'movielens_dat'; it takes no "
+     "options"),
+    (lambda c: c["datasets"]["demo"].update(options={"user_col": "u"}),
+     "datasets.demo.options: format 'demo' is generated; it takes no options"),
 ])
 def test_config_check_names_the_full_key_path(change, message):
     config = load("config.yaml", "demo.yaml")
@@ -175,3 +188,140 @@ def test_text_settings_default_to_the_tfidf_encoder_and_no_item_text():
     assert config["datasets"]["ml-100k"]["item_text"] is None
     assert config["datasets"]["demo"]["item_text"]["options"] == {}
     check_config(config)
+
+
+def _floats_and_ints(value: float) -> dict:
+    """The demo config with its integer settings written as ``value`` (1.0, then 1)."""
+    config = load("config.yaml", "demo.yaml")
+    config["seed"] = 42 * value
+    config["evaluation"]["topk"] = 100 * value
+    config["gate_search"]["shards"] = value
+    config["hybrid"]["fusion_seeds"] = [0, 3 * value]
+    config["models"]["fmlp"].update(epochs=value, weight_decay=0.0)
+    _override("fmlp", "demo", max_len=20 * value)(config)
+    config["ablations"] = {"seeds": [value], "variants": {"small": {"model": "fmlp",
+                                                                   "epochs": 2 * value}}}
+    return config
+
+
+def test_integral_floats_are_normalised_to_ints_so_both_spellings_are_one_config():
+    floats, ints = _floats_and_ints(1.0), _floats_and_ints(1)
+    normalise_numbers(floats, SCHEMA)
+    assert json.dumps(floats, sort_keys=True) == json.dumps(ints, sort_keys=True)
+    assert type(floats["models"]["fmlp"]["per_dataset"]["demo"]["max_len"]) is int
+    assert type(floats["models"]["fmlp"]["weight_decay"]) is float  # a number stays a number
+    validate(floats, schema=SCHEMA)
+    check_config(floats)
+    fraction = load("config.yaml")
+    fraction["models"]["fmlp"]["epochs"] = 1.5
+    normalise_numbers(fraction, SCHEMA)
+    assert fraction["models"]["fmlp"]["epochs"] == 1.5  # left to the schema, which rejects it
+
+
+@pytest.mark.parametrize("change, message", [
+    (_override("fmlp", "demo", lr="1e-3"),
+     "models.fmlp.per_dataset.demo.lr: '1e-3' is a string, not a number: YAML 1.1 reads "
+     "exponent notation as a number only with a dot and a signed exponent; write 1.0e-3 or "
+     "0.001"),
+    (lambda c: c["models"]["linrec"].update(epochs="2e2"),
+     "models.linrec.epochs: '2e2' is a string, not a number: YAML 1.1 reads exponent notation "
+     "as a number only with a dot and a signed exponent; write 2.0e+2 or 200"),
+])
+def test_exponent_strings_name_the_key_and_the_spellings_yaml_reads(change, message):
+    config = load("config.yaml", "demo.yaml")
+    change(config)
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        normalise_numbers(config, SCHEMA)
+    assert yaml.safe_load("lr: 1e-3") == {"lr": "1e-3"}  # YAML 1.1, as config files are read
+    assert yaml.safe_load("lr: 1.0e-3") == {"lr": 0.001}
+
+
+@pytest.mark.integration
+def test_the_workflow_normalises_integral_floats_and_names_exponent_strings(tmp_path):
+    workdir = copy_workflow(tmp_path)
+    (workdir / "floats.yaml").write_text(
+        "seed: 42.0\nevaluation: {topk: 100.0}\ngate_search: {shards: 1.0}\n"
+        "models:\n  fmlp: {epochs: 1.0}\n")
+    result = snakemake(workdir, "-n", *DEMO, "floats.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]  # shards 1.0 was a TypeError here
+    (workdir / "lr.yaml").write_text("models:\n  fmlp: {lr: 1e-3}\n")
+    result = snakemake(workdir, "-n", *DEMO, "lr.yaml")
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "models.fmlp.lr: '1e-3' is a string" in output and "write 1.0e-3 or 0.001" in output
+
+
+# every key a schema may hold: the keywords of draft 2020-12 and its annotations
+SCHEMA_KEYWORDS = {*Draft202012Validator.VALIDATORS, "then", "else", "$schema", "$id", "$defs",
+                   "$comment", "title", "description", "default", "examples", "deprecated"}
+SCHEMA_MAPS = {"properties", "patternProperties", "$defs", "dependentSchemas"}  # name -> schema
+SCHEMA_VALUES = {"enum", "const", "default", "examples", "required"}  # data, not schemas
+
+
+def _schema_keys(node: dict, path: str) -> list[tuple[str, str]]:
+    """(path, key) of every key of ``node`` and the schemas inside it."""
+    found = [(path, key) for key in node]
+    for key, value in node.items():
+        if key in SCHEMA_MAPS:
+            for name, child in value.items():
+                found += _schema_keys(child, f"{path}.{key}.{name}")
+        elif key in SCHEMA_VALUES:
+            continue
+        elif isinstance(value, dict):
+            found += _schema_keys(value, f"{path}.{key}")
+        elif isinstance(value, list):
+            for i, child in enumerate(value):
+                if isinstance(child, dict):
+                    found += _schema_keys(child, f"{path}.{key}[{i}]")
+    return found
+
+
+def test_every_schema_key_is_a_json_schema_keyword():
+    """A comma in an unquoted description of a flow mapping (`{type: integer, description: a,
+    b}`) makes `b` a key of its own, which every error for that property then prints."""
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    keys = _schema_keys(schema, "schema")
+    assert len(keys) > 300
+    assert [(path, key) for path, key in keys if key not in SCHEMA_KEYWORDS] == []
+
+
+def test_the_schema_s_protocol_lists_are_the_package_s():
+    """The protocols are named once (hybridrec.protocols); the schema's enums must agree."""
+    from hybridrec.protocols import HYBRID_PROTOCOLS, PROTOCOLS
+
+    schema = yaml.safe_load(Path(SCHEMA).read_text())["properties"]
+    evaluation = schema["evaluation"]["properties"]
+    assert evaluation["protocol"]["enum"] == list(PROTOCOLS)
+    assert evaluation["protocols"]["items"]["enum"] == list(PROTOCOLS)
+    assert schema["hybrid"]["properties"]["protocols"]["items"]["enum"] == list(HYBRID_PROTOCOLS)
+
+
+def test_protocol_keys_name_what_asks_for_a_protocol():
+    config = load("config.yaml")
+    config["ablations"] = {"protocols": ["uniform99"]}
+    config["hybrid"]["protocols"] = ["full", "paper"]
+    assert protocol_keys(config, "uniform99") == [
+        "evaluation.protocols[1]", "ablations.protocols[0]",
+        "hybrid.protocols[1] ('paper': fmlp under uniform99)"]
+    assert protocol_keys(config, "pop100") == [
+        "evaluation.protocols[2]", "hybrid.protocols[1] ('paper': linrec under pop100)"]
+    config["evaluation"] = {"protocol": "pop100", "protocols": ["full"]}
+    config["hybrid"].update(protocols=["full"])
+    assert protocol_keys(config, "pop100") == ["evaluation.protocol"]
+    assert protocol_keys(config, "uniform99") == ["ablations.protocols[0]"]
+
+
+def test_a_demo_catalogue_too_small_for_a_protocol_names_the_key_that_asks_for_it():
+    """The demo's catalogue is known from its block: checked before any job, the error naming
+    hybrid.protocols (the default [full, uniform99]) when evaluation.protocols is [full]."""
+    config = load("config.yaml", "demo.yaml")
+    config["datasets"]["demo"]["demo"] = {"items": 120}
+    config["evaluation"] = {"protocols": ["full"]}
+    validate(config, schema=SCHEMA)
+    message = (r"datasets\.demo: protocol uniform99 draws 99 negatives per user .* users have "
+               r"fewer \(the catalogue holds 120 items\).* remove 'uniform99' from "
+               r"hybrid\.protocols\[1\] \(`full`")
+    with pytest.raises(ConfigError, match=message):
+        check_config(config)
+    config["hybrid"]["protocols"] = ["full"]
+    check_config(config)  # full ranking alone needs no candidates

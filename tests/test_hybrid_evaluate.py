@@ -10,9 +10,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from hybridrec.hybrid.evaluate import HYBRID, evaluate_hybrid, paired_bootstrap
+from hybridrec.hybrid.evaluate import (
+    HYBRID,
+    alpha_distribution,
+    evaluate_hybrid,
+    paired_bootstrap,
+)
 from hybridrec.hybrid.fusion import oracle_lists
-from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
+from hybridrec.hybrid.gate import Gate, GateHyperparameters, GateTraining, one_hot, train_gates
 from hybridrec.hybrid.shap_analysis import ShapResult, explain_gate, shap_importance
 from hybridrec.reporting.figures import (
     normalised_length,
@@ -67,6 +72,33 @@ def test_hybrid_varies_over_fusion_seeds_with_a_middling_gate() -> None:
     assert row["mrr@10_std"] == pytest.approx(result.per_seed["mrr@10"].std(ddof=1))
 
 
+def test_the_gate_another_rule_picked_is_fused_beside_the_hybrid() -> None:
+    features, lists, target = _test_split()
+    result = evaluate_hybrid(_constant_gate(0.0), features, lists, target, ["linrec", "fmlp"],
+                             noise_range=0.1, fusion_seeds=[0, 1, 2],
+                             other_gates={"hybrid (mrr)": (_constant_gate(50.0), 0.0)},
+                             baselines={"oracle": oracle_lists(lists, target)},
+                             n_resamples=200)
+    rows = result.methods.set_index("method")
+    assert list(rows.index) == ["linrec", "fmlp", HYBRID, "hybrid (mrr)", "oracle"]
+    # the other gate (alpha 1, no noise) is LinRec's list, the same for every seed
+    assert rows.loc["hybrid (mrr)", "mrr@10"] == pytest.approx(rows.loc["linrec", "mrr@10"])
+    assert rows.loc["hybrid (mrr)", "mrr@10_std"] == 0.0 < rows.loc[HYBRID, "mrr@10_std"]
+    # the bootstrap and the per-user values remain the selected gate's
+    alone = evaluate_hybrid(_constant_gate(0.0), features, lists, target, ["linrec", "fmlp"],
+                            noise_range=0.1, fusion_seeds=[0, 1, 2], n_resamples=200)
+    pd.testing.assert_frame_equal(result.bootstrap, alone.bootstrap)
+
+
+def test_alpha_distribution_summarises_alpha_and_its_trend_with_length() -> None:
+    length = np.arange(1, 101, dtype=float)
+    falling = alpha_distribution(1.0 / length, length)
+    assert falling["spearman_length"] == pytest.approx(-1.0)
+    assert falling["max"] == 1.0 and falling["mean"] == pytest.approx(np.mean(1.0 / length))
+    assert falling["q05"] <= falling["q25"] <= falling["q50"] <= falling["q75"] <= falling["q95"]
+    assert alpha_distribution(np.full(100, 0.2), length)["spearman_length"] is None
+
+
 def test_paired_bootstrap() -> None:
     constant = np.full(500, 0.25)
     assert paired_bootstrap([constant], 300) == [(0.25, 0.25)]
@@ -107,7 +139,9 @@ def test_shap_values_are_exact_shapley_values() -> None:
     rng = np.random.default_rng(0)
     x = rng.integers(1, 20, size=(300, 3)).astype(float)
     best = (x[:, 0] + rng.normal(0, 3, 300) > 10).astype(np.int64)
-    (gate,) = train_gates(x, best, 2, [GateHyperparameters(0.01, 8, 30, 1.0)], [0], NAMES)
+    (trained,) = train_gates(x, one_hot(best, 2), [GateHyperparameters(0.01, 8, 30, 1.0)], [0],
+                             NAMES, training=GateTraining(batch_size=None, keep="last"))
+    gate = trained.gate
     result = explain_gate(gate, x, background=15, explain=6, seed=1)
     background = x[np.sort(np.random.default_rng(1).choice(300, 15, replace=False))]
     for row, values in zip(result.data, result.values[:, :, 0], strict=True):
@@ -155,6 +189,7 @@ def test_figures_are_written(tmp_path: Path) -> None:
                            "pos_weight": rng.uniform(0.25, 1.5, 30),
                            "noise": rng.uniform(0, 0.25, 30), "mrr@10": rng.random(30),
                            "ndcg@10": rng.random(30), "alpha_mean": rng.random(30)})
-    plot_search_landscape(trials, tmp_path / "search.png", "linrec")
+    plot_search_landscape(trials, tmp_path / "search.png", "linrec", selected_trial=7,
+                          selection="mrr")
     for name in ("beeswarm.png", "alpha.png", "search.png"):
         assert _is_png(tmp_path / name)

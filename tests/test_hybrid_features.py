@@ -15,9 +15,11 @@ from hybridrec.hybrid.align import PAD
 from hybridrec.hybrid.features import (
     FEATURES,
     best_branch,
+    branch_labels,
     category_counts,
     category_names,
     eligible,
+    label_classes,
     list_agreement,
     sequence_features,
     sequence_statistics,
@@ -109,3 +111,31 @@ def test_categories_respect_the_cutoff(top_n: int) -> None:
     ranks = np.array([[2, 11]])
     expected = "linrec" if top_n == 10 else "neither"
     assert winner_categories(ranks, ["linrec", "fmlp"], top_n).tolist() == [expected]
+
+
+@pytest.mark.parametrize(("tie", "expected"), [
+    ("first", [[0, 1, 0], [1, 0, 0], [1, 0, 0], [1, 0, 0]]),
+    ("second", [[0, 1, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]]),
+    ("half", [[0, 1, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [1 / 3, 1 / 3, 1 / 3]])])
+def test_tie_labels(tie: str, expected: list[list[float]]) -> None:
+    """A tie for the best rank goes to the earliest, the latest, or every tied branch equally;
+    a strict winner is labelled alike by all three."""
+    ranks = np.array([[3, 1, 4], [2, 2, 5], [1, 4, 1], [11, 11, 11]])
+    labels = branch_labels(ranks, tie)
+    np.testing.assert_allclose(labels, expected)
+    if tie == "first":  # today's rule: the paper's label is best_branch == 0
+        np.testing.assert_array_equal(labels.argmax(axis=1), best_branch(ranks))
+
+
+def test_two_branch_tie_labels_are_the_papers_label_or_its_variants() -> None:
+    ranks = np.array([[1, 3], [3, 1], [2, 2]])  # LinRec better, FMLP better, a tie
+    assert branch_labels(ranks, "first")[:, 0].tolist() == [1, 0, 1]  # l.334, literally
+    assert branch_labels(ranks, "second")[:, 0].tolist() == [1, 0, 0]
+    assert branch_labels(ranks, "half")[:, 0].tolist() == [1, 0, 0.5]
+    with pytest.raises(ValueError, match="tie must be one of"):
+        branch_labels(ranks, "coin")
+
+
+def test_label_classes_are_branches_then_shared_labels() -> None:
+    labels = np.array([[1, 0], [0, 1], [0.5, 0.5], [0, 1], [0.5, 0.5]])
+    assert label_classes(labels).tolist() == [0, 1, 2, 1, 2]

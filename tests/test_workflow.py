@@ -18,7 +18,10 @@ from workflow_helpers import DEMO, REPO, copy_workflow, snakemake
 
 from hybridrec.codehash import code_hash
 from hybridrec.evaluation.metrics import per_user_metrics
+from hybridrec.io import file_checksum
+from hybridrec.models.files import read_model, text_digest
 from hybridrec.provenance import read_provenance
+from hybridrec.text.embeddings import load_item_embeddings
 
 pytestmark = pytest.mark.integration
 
@@ -146,13 +149,14 @@ def test_table5_matches_a_recomputation_from_the_lists(demo_run, protocol):
 
 def test_table6_counts_every_test_user_once_per_protocol(demo_run):
     table6 = pd.read_csv(demo_run / "results/tables/table6.csv")
-    assert list(table6.columns) == ["dataset", "protocol", "category", "users", "paper_users",
-                                    "paper_protocol"]
+    assert list(table6.columns) == ["dataset", "protocol", "split", "category", "users",
+                                    "paper_users", "paper_protocol"]
     users = pd.read_csv(demo_run / "results/tables/table4.csv")["users"][0]
     for protocol in ("full", "uniform99"):
-        rows = table6[table6["protocol"] == protocol]
-        assert rows["category"].tolist() == ["linrec", "fmlp", "both", "neither"]
-        assert rows["users"].sum() == users
+        for split in ("valid", "test"):  # every user once in each split's counts
+            rows = table6[(table6["protocol"] == protocol) & (table6["split"] == split)]
+            assert rows["category"].tolist() == ["linrec", "fmlp", "both", "neither"]
+            assert rows["users"].sum() == users
     assert table6["paper_users"].isna().all()  # demo is not a paper dataset
 
 
@@ -203,7 +207,7 @@ def test_a_new_learning_rate_retrains_that_model_only(demo_run):
 def test_adding_a_dataset_runs_only_that_datasets_chain(demo_run):
     (demo_run / "more.yaml").write_text(
         "run:\n  datasets: [demo, demo2]\n"
-        "datasets:\n  demo2:\n    format: demo\n    demo: {users: 300, items: 200, seed: 11}\n")
+        "datasets:\n  demo2:\n    format: demo\n    demo: {users: 300, items: 400, seed: 11}\n")
     jobs = dry_run_jobs(demo_run, "more.yaml")
     per_dataset = [(rule, wc) for rule, wc in jobs if "dataset=" in wc]
     assert per_dataset and all("dataset=demo2" in wc for _, wc in per_dataset), per_dataset
@@ -211,7 +215,8 @@ def test_adding_a_dataset_runs_only_that_datasets_chain(demo_run):
     # the tables that list every dataset are rebuilt (and the report's pages, which show the
     # config); nothing of demo's own chain is
     assert {rule for rule, wc in jobs if not wc} <= {"table4", "model_tables", "hybrid_tables",
-                                                     "report_pages", "all"}
+                                                     "hybrid_variants_table", "report_pages",
+                                                     "all"}
 
 
 def _run_with_edited_package(demo_run, tmp_path, module: str, edit) -> tuple[Path, dict[str, str]]:
@@ -305,6 +310,46 @@ def test_the_results_bundle_is_written_from_the_finished_run_alone(demo_run, tmp
     assert "No published figure applies: demo" in (bundle / "README.md").read_text()
 
 
+def test_a_run_from_a_bundle_s_weights_trains_nothing_and_reproduces_its_metrics(demo_run,
+                                                                                  tmp_path):
+    """datasets.demo.weights_from: each model comes from the bundle (import_weights, no train
+    job); evaluation from those weights gives the bundle's metrics, and every downstream file
+    names the weights it descends from."""
+    published = tmp_path / "published"
+    shutil.copytree(demo_run, published, symlinks=True)
+    result = snakemake(published, "docs/results/demo", "--cores", "1", *DEMO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    bundle = published / "docs/results/demo"
+    record = json.loads((bundle / "provenance.json").read_text())
+    assert set(record["weights"]) == {"linrec", "fmlp"}
+    for name, weights in record["weights"].items():
+        assert file_checksum(bundle / weights["file"]) == f"sha256:{weights['sha256']}", name
+
+    fresh = copy_workflow(tmp_path / "fresh")
+    (fresh / "from.yaml").write_text(f"datasets:\n  demo:\n    weights_from: {bundle}\n")
+    targets = ["results/metrics/demo/linrec.json", "results/metrics/demo/fmlp.json",
+               "results/hybrid/demo/full/aligned/test.parquet"]
+    result = snakemake(fresh, *targets, "--cores", "2", *DEMO, "from.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    ran = {line.split()[1].rstrip(":") for line in (result.stdout + result.stderr).splitlines()
+           if line.strip().startswith(("rule ", "localrule "))}
+    assert "import_weights" in ran and "train" not in ran, ran
+    for name in ("linrec", "fmlp"):
+        ours = json.loads((fresh / f"results/metrics/demo/{name}.json").read_text())
+        theirs = json.loads((bundle / f"metrics/{name}.json").read_text())
+        assert ours["splits"] == theirs["splits"] and ours["training"] == theirs["training"]
+        source = f"{bundle / 'models' / name}.pt sha256:{record['weights'][name]['sha256']}"
+        assert source in ours["provenance"]["params"]["upstream"]["weights_from"]
+    aligned = read_provenance(fresh / "results/hybrid/demo/full/aligned/test.parquet")
+    assert len(aligned["params"]["upstream"]["weights_from"]) == 2  # both branches' weights
+
+    # a setting the weights were not trained with is refused before any job, naming the key
+    (fresh / "lr.yaml").write_text("models:\n  linrec:\n    lr: 0.005\n")
+    result = snakemake(fresh, "-n", *targets, *DEMO, "from.yaml", "lr.yaml")
+    assert result.returncode != 0
+    assert "models.linrec.lr: 0.005 here, 0.001 in the bundle" in result.stdout + result.stderr
+
+
 @pytest.mark.parametrize("evaluation, drawn", [
     ("", {"protocol=uniform99", "protocol=pop100"}),
     ("evaluation: {protocol: uniform99, protocols: [full, uniform99]}\n", {"protocol=uniform99"}),
@@ -314,9 +359,9 @@ def test_the_results_bundle_is_written_from_the_finished_run_alone(demo_run, tmp
 ])
 def test_only_the_protocols_asked_for_are_drawn(tmp_path, evaluation, drawn):
     workdir = copy_workflow(tmp_path)
-    # the demo at its schema minimum: too small for 99 negatives, fine for full ranking
-    (workdir / "small.yaml").write_text(
-        "datasets:\n  demo:\n    format: demo\n    demo: {items: 120}\n" + evaluation)
+    # (the demo at its schema minimum, 120 items, is too small for 99 negatives: a config that
+    # asks for a sampled protocol then fails before any job, tests/test_config.py)
+    (workdir / "small.yaml").write_text("datasets:\n  demo:\n    format: demo\n" + evaluation)
     jobs = dry_run_jobs(workdir, "small.yaml")
     candidates = {wc.split(", ")[1] for rule, wc in jobs if rule == "candidates"}
     assert candidates == drawn
@@ -338,12 +383,15 @@ def test_a_deleted_intermediate_is_rebuilt_by_force_and_then_reruns_its_readers(
     forced = snakemake(workdir, "-n", "--force", deleted, *DEMO).stdout.splitlines()
     assert [line.split()[-1] for line in forced
             if line.startswith(("rule ", "localrule ")) and line.endswith(":")] == ["candidates:"]
-    # a LinRec change rebuilds it on the way and reruns FMLP-Rec's evaluation, never its training
+    # a LinRec change rebuilds it on the way (its job writes both splits, and training selects
+    # under pop100 on the validation file) and schedules FMLP-Rec's jobs that read it; never
+    # preprocessing or the other protocol's candidates
     (workdir / "lr.yaml").write_text("models:\n  linrec:\n    lr: 0.002\n")
     jobs = dry_run_jobs(workdir, "lr.yaml")
     assert ("candidates", "dataset=demo, protocol=pop100") in jobs
     assert ("evaluate", "dataset=demo, model=fmlp") in jobs
-    assert ("train", "dataset=demo, model=fmlp") not in jobs and "preprocess" not in dict(jobs)
+    assert ("candidates", "dataset=demo, protocol=uniform99") not in jobs
+    assert "preprocess" not in dict(jobs)
 
 
 @pytest.mark.long
@@ -365,8 +413,10 @@ def test_every_model_and_a_three_branch_hybrid_run_on_demo(demo_run, tmp_path):
     assert result.returncode == 0, result.stderr[-4000:]
     table3 = pd.read_csv(workdir / "results/tables/table3.csv")
     assert set(table3["model"]) == {"linrec", "fmlp", "sasrec", "mamba4rec", "m2rec"}
-    m2rec = torch.load(workdir / "results/models/demo/m2rec/model.pt", weights_only=True)
-    assert m2rec["state_dict"]["item_text"][1:].abs().sum() > 0  # trained with real text
+    m2rec = read_model(workdir / "results/models/demo/m2rec/model.pt")
+    text = load_item_embeddings(workdir / "results/text/demo/item_embeddings.parquet",
+                                m2rec.num_items)
+    assert text[1:].abs().sum() > 0 and m2rec.item_text == text_digest(text)  # trained on it
     three = pd.read_csv(workdir / "results/tables/table5.csv")
     two = pd.read_csv(demo_run / "results/tables/table5.csv")
     for protocol in ("full", "uniform99"):

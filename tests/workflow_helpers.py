@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW_FILES = ("Snakefile", "workflow", "config", "envs", "profiles")
+WORKFLOW_FILES = ("workflow", "config", "envs", "profiles")
 DEMO = ("--configfile", "config/demo.yaml")
 
 # Wall-clock fields: in history.parquet's columns and in checkpoints (at any depth).

@@ -6,9 +6,15 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from hybridrec.codehash import code_hash
-from hybridrec.config import check_config
+from hybridrec.config import check_config, normalise_numbers
+from hybridrec.jobs.bundle import check_weights_from
+from hybridrec.protocols import HYBRID_PROTOCOLS as HYBRID_PROTOCOL_NAMES
+from hybridrec.protocols import PAPER, PAPER_PROTOCOLS, SAMPLED_PROTOCOLS
+from hybridrec.training.settings import resolve_settings
 from hybridrec.variants import variant_runs
 
+# integral floats become ints, and `1e-3` strings are named, before the schema sees them
+normalise_numbers(config, workflow.source_path("../schemas/config.schema.yaml"))
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
 
@@ -21,7 +27,7 @@ wildcard_constraints:
     dataset="|".join(map(re.escape, config["datasets"])),
     split="valid|test",
     model="|".join(map(re.escape, [*config["models"], *VARIANT_RUNS])),
-    protocol="full|uniform99|pop100|paper",
+    protocol="|".join(HYBRID_PROTOCOL_NAMES),
 
 
 DATASETS = config["run"]["datasets"]
@@ -33,8 +39,6 @@ HYBRID_PROTOCOLS = config["hybrid"]["protocols"]
 
 def branch_protocols(protocol):
     """The export protocol of each branch in one hybrid run (``paper``: each its paper's own)."""
-    from hybridrec.reporting.paper import PAPER, PAPER_PROTOCOLS
-
     return {b: PAPER_PROTOCOLS[b] if protocol == PAPER else protocol for b in BRANCHES}
 
 
@@ -55,21 +59,47 @@ SELECTION_PROTOCOLS = list(
 )
 
 
-# relative to this file, also when the workflow is used as a module (workflow.basedir is then
-# the importing workflow's folder)
-SCRIPTS = Path(str(workflow.current_basedir), "..", "scripts").resolve()
+# datasets.<name>.weights_from: each model's weights from a results bundle instead of training,
+# checked here, before any job (files, checksums and settings; hybridrec.jobs.bundle)
+WEIGHTS_FROM = {
+    dataset: check_weights_from(
+        config, dataset, MODELS, SELECTION_PROTOCOLS,
+        {model: resolve_settings(model, config["models"][model], dataset) for model in MODELS},
+    )
+    for dataset in DATASETS
+    if config["datasets"][dataset].get("weights_from")
+}
+
+
+def one_of(names):
+    """A wildcard constraint matching exactly ``names`` (and nothing when there are none)."""
+    return "|".join(map(re.escape, names)) or "(?!)"
+
+
+def published_weights(wildcards):
+    """The import_weights job's source: a bundle's weights file and learning curve."""
+    from dataclasses import asdict
+
+    return {k: str(v) for k, v in asdict(WEIGHTS_FROM[wildcards.dataset][wildcards.model]).items()}
+
+
+def script_path(script):
+    """A workflow script as a local file: relative to this file, through Snakemake's source
+    cache, so also when the workflow is a module imported from a git repository."""
+    return Path(workflow.source_path(f"../scripts/{script}.py"))
 
 
 def script_code(script):
     """Content hash of a script and the package modules it imports (hybridrec.codehash): a
     param of every rule that computes results, so a code change reruns what it touches."""
-    return code_hash(SCRIPTS / f"{script}.py")
+    return code_hash(script_path(script))
 
 
 def model_script_code(script):
     """As script_code, with the module of the job's own model (and no other model's; a
     variant run's is its base model's)."""
-    return lambda wildcards: code_hash(SCRIPTS / f"{script}.py", base_model(wildcards.model))
+    path = script_path(script)
+    return lambda wildcards: code_hash(path, base_model(wildcards.model))
 
 
 def base_model(model):
@@ -114,7 +144,6 @@ def dataset_outputs(dataset):
 
 def candidates_of(dataset, protocols):
     """The candidates files of the sampled protocols among ``protocols`` (full needs none)."""
-    from hybridrec.data.candidates import SAMPLED_PROTOCOLS
     from hybridrec.data.store import candidate_files
 
     return [
@@ -219,7 +248,8 @@ def hybrid_run_files(pattern):
 
 REPORT_TABLES = [
     f"results/tables/{name}.csv"
-    for name in ("table1", "table2", "table3", "table4", "table5", "table5_extended", "table6")
+    for name in ("table1", "table2", "table3", "table4", "table5", "table5_extended", "table6",
+                 "gate_settings", "hybrid_variants")
 ]
 # each table's caption, as the report shows it beside the CSV file
 # (source_path: relative to this file, also when the workflow is used as a module)
@@ -264,6 +294,15 @@ def ablation_metrics(wildcards):
     """The metrics files of every run the ablation table lists."""
     return [f"results/metrics/{wildcards.dataset}/{run}.json"
             for row in ablation_rows(wildcards) for run in row["runs"]]
+
+
+def bundle_target_checked(wildcards):
+    """No input: refuses (before any job) to write docs/results/{dataset} for a dataset the run
+    does not compute, or over a committed bundle made with other settings."""
+    from hybridrec.jobs.bundle import check_bundle_target
+
+    check_bundle_target(wildcards.dataset, config, f"docs/results/{wildcards.dataset}")
+    return []
 
 
 def bundle_figures(wildcards):

@@ -7,6 +7,7 @@ rule download:
     params:
         url=lambda w: dataset_config(w)["url"],
         checksum=lambda w: dataset_config(w).get("checksum"),
+        upstream=upstream("download"),
     log:
         "logs/download/{dataset}/{archive}.log",
     benchmark:
@@ -31,6 +32,7 @@ rule extract:
     params:
         member=lambda w: dataset_config(w)["archive_member"],
         checksum=lambda w: dataset_config(w).get("checksum"),
+        upstream=upstream("extract"),
     log:
         "logs/extract/{dataset}/{member}.log",
     benchmark:
@@ -55,6 +57,7 @@ rule preprocess:
     params:
         dataset=interactions_config,
         code=script_code("preprocess"),
+        upstream=upstream("preprocess"),
     log:
         "logs/preprocess/{dataset}.log",
     benchmark:
@@ -82,12 +85,13 @@ rule candidates:
         root=lambda w: f"results/data/{w.dataset}",
         seed=config["seed"],
         code=script_code("candidates"),
+        upstream=upstream("candidates"),
     log:
         "logs/candidates/{dataset}/{protocol}.log",
     benchmark:
         "benchmarks/out/candidates/{dataset}/{protocol}.tsv"
     wildcard_constraints:
-        protocol="uniform99|pop100",
+        protocol="|".join(SAMPLED_PROTOCOLS),
     priority: 10
     conda:
         "../../envs/hybridrec.yaml"
@@ -111,6 +115,7 @@ rule embed_items:
         seed=config["seed"],
         threads=config["training"]["threads"],
         code=script_code("embed_items"),
+        upstream=upstream("embed_items"),
     log:
         "logs/text/{dataset}.log",
     benchmark:
@@ -132,6 +137,7 @@ rule table4:
     params:
         datasets=DATASETS,
         code=script_code("table4"),
+        upstream=upstream("table4"),
     log:
         "logs/tables/table4.log",
     benchmark:

@@ -1,5 +1,11 @@
 # The gated hybrid, once per dataset and protocol (hybrid.protocols):
 # align -> features -> SHAP -> gate search (scatter/gather) -> fusion -> tables.
+# Each hybrid.variants entry reruns the search and fusion with its overrides under
+# results/hybrid/{dataset}/{protocol}/variants/{variant}/, reading the same aligned lists,
+# features and SHAP summary; results/tables/hybrid_variants.csv puts them side by side.
+
+
+include: "hybrid_runs.smk"
 
 
 rule align:
@@ -14,6 +20,7 @@ rule align:
         branches=BRANCHES,
         protocols=lambda w: branch_protocols(w.protocol),
         code=script_code("hybrid_align"),
+        upstream=upstream("align"),
     log:
         "logs/hybrid/{dataset}/{protocol}/align_{split}.log",
     benchmark:
@@ -37,6 +44,7 @@ rule features:
     params:
         branches=BRANCHES,
         code=script_code("hybrid_features"),
+        upstream=upstream("features"),
     log:
         "logs/hybrid/{dataset}/{protocol}/features_{split}.log",
     benchmark:
@@ -62,10 +70,10 @@ rule shap:
         ),
     params:
         branches=BRANCHES,
-        top_k=config["hybrid"]["shap_top_k"],
         balanced=config["hybrid"]["shap_balanced"],
         seed=config["seed"],
         code=script_code("hybrid_shap"),
+        upstream=upstream("shap"),
     log:
         "logs/hybrid/{dataset}/{protocol}/shap.log",
     benchmark:
@@ -83,17 +91,22 @@ rule gate_search_shard:
     input:
         aligned="results/hybrid/{dataset}/{protocol}/aligned/valid.parquet",
         features="results/hybrid/{dataset}/{protocol}/features/valid.parquet",
-        shap="results/hybrid/{dataset}/{protocol}/shap.json",
+        shap=shap_summary,
     output:
         table="results/hybrid/{dataset}/{protocol}/search/shard{shard}.parquet",
-        gate="results/hybrid/{dataset}/{protocol}/search/shard{shard}.gate.pt",
+        # the shard's best gate under each selection rule (SELECTION_RULES order)
+        gates=expand(
+            "results/hybrid/{{dataset}}/{{protocol}}/search/shard{{shard}}.gate_{selection}.pt",
+            selection=SELECTION_RULES,
+        ),
     params:
         branches=BRANCHES,
         trials=config["gate_search"]["trials"],
         shards=config["gate_search"]["shards"],
-        held_out=config["hybrid"]["held_out"],
         seed=config["seed"],
+        search=search_settings,
         code=script_code("hybrid_search_shard"),
+        upstream=upstream("gate_search_shard"),
     log:
         "logs/hybrid/{dataset}/{protocol}/search_shard{shard}.log",
     benchmark:
@@ -110,20 +123,34 @@ rule gate_search_shard:
         "../scripts/hybrid_search_shard.py"
 
 
+use rule gate_search_shard as variant_gate_search_shard with:
+    output:
+        table="results/hybrid/{dataset}/{protocol}/variants/{variant}/search/shard{shard}.parquet",
+        gates=expand(
+            "results/hybrid/{{dataset}}/{{protocol}}/variants/{{variant}}/search/"
+            "shard{{shard}}.gate_{selection}.pt",
+            selection=SELECTION_RULES,
+        ),
+    log:
+        "logs/hybrid/{dataset}/{protocol}/variants/{variant}/search_shard{shard}.log",
+    benchmark:
+        "benchmarks/out/hybrid/{dataset}/{protocol}/variants/{variant}/search_shard{shard}.tsv"
+
+
 rule gate_search_gather:
     input:
-        tables=expand(
-            "results/hybrid/{{dataset}}/{{protocol}}/search/shard{shard}.parquet",
-            shard=range(config["gate_search"]["shards"]),
-        ),
-        gates=expand(
-            "results/hybrid/{{dataset}}/{{protocol}}/search/shard{shard}.gate.pt",
-            shard=range(config["gate_search"]["shards"]),
-        ),
+        tables=search_shard_files(".parquet"),
+        gates=search_shard_gates,
     output:
         trials="results/hybrid/{dataset}/{protocol}/search/trials.parquet",
+        # the best trial under each selection rule, and which rule hybrid.selection names
         best="results/hybrid/{dataset}/{protocol}/search/best.json",
-        # the winning trial's gate exactly as its shard scored it; fusion loads it
+        # each rule's winning gate exactly as its shard scored it
+        rule_gates=expand(
+            "results/hybrid/{{dataset}}/{{protocol}}/search/gate_{selection}.pt",
+            selection=SELECTION_RULES,
+        ),
+        # the gate hybrid.selection picks (a copy of its rule's); fusion loads it
         gate="results/hybrid/{dataset}/{protocol}/search/gate.pt",
         # the search as an Optuna study: optuna-dashboard sqlite:///<this file>
         study="results/hybrid/{dataset}/{protocol}/search/study.db",
@@ -133,7 +160,10 @@ rule gate_search_gather:
             category="Hybrid",
         ),
     params:
+        selection=lambda w: hybrid_settings(w)["selection"],
+        run=run_name,
         code=script_code("hybrid_search_gather"),
+        upstream=upstream("gate_search_gather"),
     log:
         "logs/hybrid/{dataset}/{protocol}/search_gather.log",
     benchmark:
@@ -147,12 +177,31 @@ rule gate_search_gather:
         "../scripts/hybrid_search_gather.py"
 
 
+use rule gate_search_gather as variant_gate_search_gather with:
+    output:
+        trials="results/hybrid/{dataset}/{protocol}/variants/{variant}/search/trials.parquet",
+        best="results/hybrid/{dataset}/{protocol}/variants/{variant}/search/best.json",
+        rule_gates=expand(
+            "results/hybrid/{{dataset}}/{{protocol}}/variants/{{variant}}/search/"
+            "gate_{selection}.pt",
+            selection=SELECTION_RULES,
+        ),
+        gate="results/hybrid/{dataset}/{protocol}/variants/{variant}/search/gate.pt",
+        study="results/hybrid/{dataset}/{protocol}/variants/{variant}/search/study.db",
+        figure="results/hybrid/{dataset}/{protocol}/variants/{variant}/search/landscape.png",
+    log:
+        "logs/hybrid/{dataset}/{protocol}/variants/{variant}/search_gather.log",
+    benchmark:
+        "benchmarks/out/hybrid/{dataset}/{protocol}/variants/{variant}/search_gather.tsv"
+
+
 rule fusion:
     input:
         aligned_valid="results/hybrid/{dataset}/{protocol}/aligned/valid.parquet",
         aligned_test="results/hybrid/{dataset}/{protocol}/aligned/test.parquet",
         features_test="results/hybrid/{dataset}/{protocol}/features/test.parquet",
-        gate="results/hybrid/{dataset}/{protocol}/search/gate.pt",
+        gate=lambda w: f"{run_folder(w)}/search/gate.pt",
+        other_gates=other_rule_gates,
     output:
         summary="results/hybrid/{dataset}/{protocol}/evaluation.json",
         alpha="results/hybrid/{dataset}/{protocol}/alpha_test.parquet",
@@ -167,7 +216,9 @@ rule fusion:
         fusion_seeds=config["hybrid"]["fusion_seeds"],
         bootstrap_resamples=config["hybrid"]["bootstrap_resamples"],
         seed=config["seed"],
+        run=run_name,
         code=script_code("hybrid_fusion"),
+        upstream=upstream("fusion"),
     log:
         "logs/hybrid/{dataset}/{protocol}/fusion.log",
     benchmark:
@@ -181,10 +232,24 @@ rule fusion:
         "../scripts/hybrid_fusion.py"
 
 
+use rule fusion as variant_fusion with:
+    output:
+        summary="results/hybrid/{dataset}/{protocol}/variants/{variant}/evaluation.json",
+        alpha="results/hybrid/{dataset}/{protocol}/variants/{variant}/alpha_test.parquet",
+        fused="results/hybrid/{dataset}/{protocol}/variants/{variant}/fused_test.parquet",
+        figure="results/hybrid/{dataset}/{protocol}/variants/{variant}/fig6_alpha.png",
+    log:
+        "logs/hybrid/{dataset}/{protocol}/variants/{variant}/fusion.log",
+    benchmark:
+        "benchmarks/out/hybrid/{dataset}/{protocol}/variants/{variant}/fusion.tsv"
+
+
 rule hybrid_tables:
     input:
         evaluations=hybrid_run_files("results/hybrid/{dataset}/{protocol}/evaluation.json"),
-        winners=hybrid_run_files("results/hybrid/{dataset}/{protocol}/features/test.parquet"),
+        winners_valid=hybrid_run_files("results/hybrid/{dataset}/{protocol}/features/valid.parquet"),
+        winners_test=hybrid_run_files("results/hybrid/{dataset}/{protocol}/features/test.parquet"),
+        shap=hybrid_run_files("results/hybrid/{dataset}/{protocol}/shap.json"),
     output:
         table5=report(
             "results/tables/table5.csv", caption="../report/table5.rst", category="Tables"
@@ -197,10 +262,16 @@ rule hybrid_tables:
         table6=report(
             "results/tables/table6.csv", caption="../report/table6.rst", category="Tables"
         ),
+        gate_settings=report(
+            "results/tables/gate_settings.csv",
+            caption="../report/gate_settings.rst",
+            category="Tables",
+        ),
     params:
         runs=HYBRID_RUNS,
         paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
         code=script_code("hybrid_tables"),
+        upstream=upstream("hybrid_tables"),
     log:
         "logs/tables/hybrid_tables.log",
     benchmark:
@@ -212,3 +283,30 @@ rule hybrid_tables:
         mem_mb=1000,
     script:
         "../scripts/hybrid_tables.py"
+
+
+rule hybrid_variants_table:
+    input:
+        evaluations=variant_evaluations,
+    output:
+        table=report(
+            "results/tables/hybrid_variants.csv",
+            caption="../report/hybrid_variants.rst",
+            category="Tables",
+        ),
+    params:
+        runs=variant_runs_of_hybrid(),
+        overrides=HYBRID_VARIANTS,
+        code=script_code("hybrid_variants_table"),
+        upstream=upstream("hybrid_variants_table"),
+    log:
+        "logs/tables/hybrid_variants_table.log",
+    benchmark:
+        "benchmarks/out/tables/hybrid_variants_table.tsv"
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/hybrid_variants_table.py"

@@ -22,6 +22,7 @@ rule train:
         eval_batch_size=config["evaluation"]["batch_size"],
         checkpoints=lambda w: f"results/models/{w.dataset}/{w.model}/checkpoints",
         code=model_script_code("train"),
+        upstream=upstream("train"),
     log:
         "logs/train/{dataset}/{model}.log",
     benchmark:
@@ -36,6 +37,38 @@ rule train:
         gpu=0 if config["training"]["device"] == "cpu" else 1,
     script:
         "../scripts/train.py"
+
+
+# datasets.<name>.weights_from: a published bundle's weights instead of training (checked before
+# any job in common.smk); a model or variant the bundle lacks still trains
+ruleorder: import_weights > train
+
+
+rule import_weights:
+    input:
+        weights=lambda w: WEIGHTS_FROM[w.dataset][w.model].path,
+        history=lambda w: WEIGHTS_FROM[w.dataset][w.model].history,
+    output:
+        model="results/models/{dataset}/{model}/model.pt",
+        history="results/models/{dataset}/{model}/history.parquet",
+    params:
+        source=published_weights,
+        code=script_code("import_weights"),
+        upstream=upstream("import_weights"),
+    log:
+        "logs/import_weights/{dataset}/{model}.log",
+    benchmark:
+        "benchmarks/out/import_weights/{dataset}/{model}.tsv"
+    wildcard_constraints:
+        dataset=one_of(WEIGHTS_FROM),
+        model=one_of(MODELS),
+    conda:
+        "../../envs/hybridrec.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+    script:
+        "../scripts/import_weights.py"
 
 
 rule evaluate:
@@ -60,6 +93,7 @@ rule evaluate:
         threads=config["training"]["threads"],
         device=config["training"]["device"],
         code=model_script_code("evaluate"),
+        upstream=upstream("evaluate"),
     log:
         "logs/evaluate/{dataset}/{model}.log",
     benchmark:
@@ -88,6 +122,7 @@ rule learning_curve:
     params:
         protocol=config["evaluation"]["protocol"],
         code=script_code("learning_curve"),
+        upstream=upstream("learning_curve"),
     log:
         "logs/figures/learning_curve_{dataset}_{model}.log",
     benchmark:
@@ -120,6 +155,7 @@ rule model_tables:
         protocol=config["evaluation"]["protocol"],
         paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
         code=script_code("model_tables"),
+        upstream=upstream("model_tables"),
     log:
         "logs/tables/model_tables.log",
     benchmark:
@@ -148,6 +184,7 @@ rule ablation_table:
         rows=ablation_rows,
         protocols=lambda w: ablations()["protocols"],
         code=script_code("ablation_table"),
+        upstream=upstream("ablation_table"),
     log:
         "logs/tables/ablation_{dataset}.log",
     benchmark:

@@ -17,6 +17,7 @@ rule report_pages:
         config=config,
         configfiles=[os.path.relpath(f) for f in workflow.configfiles],
         code=script_code("report_pages"),
+        upstream=upstream("report_pages"),
     log:
         "logs/tables/report_pages.log",
     benchmark:
@@ -32,6 +33,8 @@ rule report_pages:
 
 rule results_bundle:
     input:
+        # refuses an undeclared or unrun dataset, and a committed bundle made with other settings
+        checked=bundle_target_checked,
         tables=REPORT_TABLES,
         figures=bundle_figures,
         metrics=lambda w: expand("results/metrics/{dataset}/{model}.json",
@@ -46,10 +49,13 @@ rule results_bundle:
         models=MODELS,
         config=config,
         code=script_code("results_bundle"),
+        upstream=upstream("results_bundle"),
     log:
         "logs/results_bundle/{dataset}.log",
     benchmark:
         "benchmarks/out/results_bundle/{dataset}.tsv"
+    wildcard_constraints:
+        dataset="[^/]+",  # any name: an undeclared one is refused by name, not "no rule"
     conda:
         "../../envs/hybridrec.yaml"
     threads: 1

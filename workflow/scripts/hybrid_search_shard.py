@@ -1,8 +1,12 @@
+from hybridrec.hybrid.search import SELECTIONS
 from hybridrec.jobs.gate_search import run_search_shard
 from hybridrec.provenance import start_job
 
 start_job(snakemake)
-i, p = snakemake.input, snakemake.params
-run_search_shard(i.aligned, i.features, i.shap, p.branches, snakemake.wildcards.protocol,
-                 p.trials, int(snakemake.wildcards.shard), p.shards, p.held_out, p.seed,
-                 snakemake.output.table, snakemake.output.gate)
+run_search_shard(aligned_path=snakemake.input.aligned, features_path=snakemake.input.features,
+                 shap_path=snakemake.input.shap or None, branches=snakemake.params.branches,
+                 protocol=snakemake.wildcards.protocol, trials=snakemake.params.trials,
+                 shard=int(snakemake.wildcards.shard), shards=snakemake.params.shards,
+                 seed=snakemake.params.seed, **snakemake.params.search,
+                 table_path=snakemake.output.table,
+                 gate_paths=dict(zip(SELECTIONS, snakemake.output.gates, strict=True)))

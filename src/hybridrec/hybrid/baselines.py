@@ -1,7 +1,8 @@
 """The baselines Table V extended puts beside the gate: each a (U, top_n) list per test user.
 
 - ``constant_alpha``: the best constant branch weights chosen on the validation split (every
-  validation user counts, hits or not), fused with Algorithm 1 and the gate's noise range;
+  validation user counts, hits or not), fused with Algorithm 1 and the gate's noise range, the
+  same noise when it is chosen and when it is applied to test;
 - ``oracle``: per user, the branch list with the better reciprocal rank (an upper bound);
 - ``score_fusion``: Eq. 14 with the gate's weights over the exported log-probabilities (see
   :func:`hybridrec.hybrid.fusion.fuse_scores` for what is exact), when the branches were ranked
@@ -43,7 +44,8 @@ def baseline_lists(valid: AlignedLists, test: AlignedLists, weights: np.ndarray,
     """
     rng = np.random.default_rng([seed, _CONSTANT_ALPHA_STREAM])
     draws = draw_fusion_randomness(valid.n_users, valid.n_branches, top_n, rng)
-    constant, _ = best_constant_alpha(valid.lists[..., :top_n], valid.target, draws, top_n=top_n)
+    constant, _ = best_constant_alpha(valid.lists[..., :top_n], valid.target, draws, top_n=top_n,
+                                      noise_range=noise)
     per_user = np.broadcast_to(constant, (test.n_users, len(constant)))
     lists = {
         "constant_alpha": fuse(test.lists[..., :top_n], per_user, top_n, noise, seed),

@@ -1,12 +1,12 @@
 """Evaluate the selected gate on every test user (paper Table V), with uncertainty.
 
 Every test user counts, including those no branch hits. Metrics come from the target's position
-in a top-10 list (:mod:`hybridrec.hybrid.list_metrics`), for the single branches, the hybrid and
-any baseline lists alike. The hybrid is fused once per fusion seed; its table row is the mean
-over seeds (with their standard deviation), and its per-user values, averaged over seeds, feed a
-paired bootstrap against the better single branch: users are resampled with replacement, the
-same resamples for every metric, and the interval is the percentile interval of the mean
-difference.
+in a top-10 list (:mod:`hybridrec.hybrid.list_metrics`), for the single branches, the hybrid,
+other gates (the trial another selection rule picked) and any baseline lists alike. A gate's
+lists are fused once per fusion seed; its table row is the mean over seeds (with their standard
+deviation). The hybrid's per-user values, averaged over seeds, feed a paired bootstrap against
+the better single branch: users are resampled with replacement, the same resamples for every
+metric, and the interval is the percentile interval of the mean difference.
 """
 
 from __future__ import annotations
@@ -17,14 +17,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import spearmanr
 
 from hybridrec.cpu import limit_threads
 from hybridrec.hybrid.fusion import fuse
-from hybridrec.hybrid.gate import Gate
+from hybridrec.hybrid.gate import GateModel
 from hybridrec.hybrid.list_metrics import KEYS, per_user_list_metrics
 from hybridrec.plain import plain
 
 HYBRID = "hybrid"
+ALPHA_QUANTILES = (0.05, 0.25, 0.5, 0.75, 0.95)
 _CHUNK = 256  # bootstrap resamples per vectorised block, at most
 _BLOCK_CELLS = 1 << 22  # and at most this many resampled users per block (memory)
 
@@ -47,33 +49,42 @@ class HybridEvaluation:
                 "alpha_std": float(self.weights[:, 0].std())}
 
 
-def evaluate_hybrid(gate: Gate, features: pd.DataFrame, lists: np.ndarray, target: np.ndarray,
-                    branches: Sequence[str], noise_range: float, fusion_seeds: Sequence[int],
-                    baselines: Mapping[str, np.ndarray] | None = None, top_n: int = 10,
-                    n_resamples: int = 2000, confidence: float = 0.95, seed: int = 0,
-                    threads: int = 1) -> HybridEvaluation:
+def evaluate_hybrid(gate: GateModel, features: pd.DataFrame, lists: np.ndarray,
+                    target: np.ndarray, branches: Sequence[str], noise_range: float,
+                    fusion_seeds: Sequence[int],
+                    baselines: Mapping[str, np.ndarray] | None = None,
+                    other_gates: Mapping[str, tuple[GateModel, float]] | None = None,
+                    top_n: int = 10, n_resamples: int = 2000, confidence: float = 0.95,
+                    seed: int = 0, threads: int = 1) -> HybridEvaluation:
     """Fuse every test user's lists with ``gate`` and compare with the single branches.
 
     ``features`` holds at least the gate's feature columns, one row per user of ``lists``
-    (U, B, k); ``baselines`` maps extra method names to their (U, n) lists (oracle, constant
-    alpha, score fusion, ...), evaluated the same way.
+    (U, B, k); ``other_gates`` maps method names to further gates and their noise ranges,
+    fused like the hybrid (rows after it); ``baselines`` maps method names to their (U, n)
+    lists (oracle, constant alpha, score fusion, ...), evaluated the same way.
     """
     weights, runs = fused_runs(gate, features, lists, target, noise_range, fusion_seeds,
                                top_n, threads)
     per_seed = pd.DataFrame([{"seed": s, **{k: float(r[k].mean()) for k in KEYS}}
                              for s, r in zip(fusion_seeds, runs, strict=True)])
-    hybrid = {k: np.mean([r[k] for r in runs], axis=0) for k in KEYS}
+    seed_runs = {HYBRID: runs, **{name: fused_runs(other, features, lists, target, noise,
+                                                   fusion_seeds, top_n, threads)[1]
+                                  for name, (other, noise) in (other_gates or {}).items()}}
+    fused = {name: {k: np.mean([r[k] for r in method_runs], axis=0) for k in KEYS}
+             for name, method_runs in seed_runs.items()}
+    hybrid = fused[HYBRID]
 
     singles = {name: per_user_list_metrics(lists[:, b, :top_n], target)
                for b, name in enumerate(branches)}
     others = {name: per_user_list_metrics(extra, target)
               for name, extra in (baselines or {}).items()}
     rows = [{"method": name, **{k: float(v[k].mean()) for k in KEYS}}
-            for name, v in {**singles, HYBRID: hybrid, **others}.items()]
+            for name, v in {**singles, **fused, **others}.items()]
     methods = pd.DataFrame(rows)
     for k in KEYS:
-        methods[f"{k}_std"] = np.where(methods["method"] == HYBRID,
-                                       per_seed[k].std(ddof=1) if len(runs) > 1 else 0.0, 0.0)
+        spread = {name: float(np.std([r[k].mean() for r in method_runs], ddof=1))
+                  if len(method_runs) > 1 else 0.0 for name, method_runs in seed_runs.items()}
+        methods[f"{k}_std"] = methods["method"].map(spread).fillna(0.0)
     methods["users"] = len(target)
 
     comparisons = []
@@ -90,7 +101,7 @@ def evaluate_hybrid(gate: Gate, features: pd.DataFrame, lists: np.ndarray, targe
     return HybridEvaluation(methods, per_seed, bootstrap, weights, hybrid)
 
 
-def fused_runs(gate: Gate, features: pd.DataFrame, lists: np.ndarray, target: np.ndarray,
+def fused_runs(gate: GateModel, features: pd.DataFrame, lists: np.ndarray, target: np.ndarray,
                noise_range: float, fusion_seeds: Sequence[int], top_n: int = 10,
                threads: int = 1) -> tuple[np.ndarray, list[dict[str, np.ndarray]]]:
     """The gate's branch weights (U, B) and, per fusion seed, the fused lists' per-user metrics.
@@ -102,6 +113,19 @@ def fused_runs(gate: Gate, features: pd.DataFrame, lists: np.ndarray, target: np
     runs = [per_user_list_metrics(fuse(lists, weights, top_n, noise_range, s), target)
             for s in fusion_seeds]
     return weights, runs
+
+
+def alpha_distribution(alpha: np.ndarray, length: np.ndarray) -> dict[str, float | None]:
+    """The gate's alpha over users: mean, max, :data:`ALPHA_QUANTILES`, and Fig. 6's trend as
+    the Spearman correlation of alpha with sequence length (None where alpha or length is
+    constant)."""
+    quantiles = np.quantile(alpha, ALPHA_QUANTILES)
+    rho = float(spearmanr(alpha, length).statistic) if (np.ptp(alpha) > 0
+                                                        and np.ptp(length) > 0) else None
+    return {"mean": float(alpha.mean()), "max": float(alpha.max()),
+            **{f"q{round(100 * q):02d}": float(v)
+               for q, v in zip(ALPHA_QUANTILES, quantiles, strict=True)},
+            "spearman_length": rho}
 
 
 def paired_bootstrap(differences: Sequence[np.ndarray], n_resamples: int = 2000,

@@ -17,6 +17,8 @@ from hybridrec.hybrid.align import PAD, first_occurrence
 
 FEATURES = ("length", "entropy", "unique_items", "max_freq_ratio", "intersection", "jaccard")
 """The paper's six features (Section III-B), in its order."""
+PAPER_FEATURES = ("length", "unique_items", "entropy")
+"""The three the paper's gate keeps (l.190: "we retained only these three features")."""
 
 NEITHER = "neither"
 
@@ -89,6 +91,41 @@ def best_branch(ranks: np.ndarray) -> np.ndarray:
     alpha is branch 0's (LinRec's) weight, and a tie counts for LinRec.
     """
     return np.argmin(ranks, axis=1).astype(np.int64)
+
+
+TIE_LABELS = ("first", "second", "half")
+"""How a tie for the best rank is labelled (``hybrid.tie_label``): for the earliest tied branch
+(the literal l.334, "0 if FMLP had a better MRR score ..., otherwise 1", so a tie is LinRec's),
+for the latest (for two branches: FMLP-Rec's), or shared equally (0.5 each: Section V-C's
+"uncertainty" class, l.437)."""
+
+
+def branch_labels(ranks: np.ndarray, tie: str = "first") -> np.ndarray:
+    """The gate's soft label per user, (U, B): each branch's share, summing to 1.
+
+    One-hot on the branch with the best reciprocal rank; a tie as ``tie`` says
+    (:data:`TIE_LABELS`). For two branches column 0 is the paper's label (1: LinRec).
+    """
+    tied = ranks == ranks.min(axis=1, keepdims=True)  # (U, B)
+    if tie == "half":
+        return tied / tied.sum(axis=1, keepdims=True)
+    if tie not in TIE_LABELS:
+        raise ValueError(f"tie must be one of {TIE_LABELS}, got {tie!r}")
+    n_branches = ranks.shape[1]
+    chosen = (np.argmax(tied, axis=1) if tie == "first"
+              else n_branches - 1 - np.argmax(tied[:, ::-1], axis=1))
+    return np.eye(n_branches)[chosen]
+
+
+def label_classes(labels: np.ndarray) -> np.ndarray:
+    """A class per soft label row (U,): the branch of a one-hot row, ``B + j`` for the j-th
+    distinct shared row (a tie labelled ``half``). Stratification and rebalancing count these."""
+    classes = labels.argmax(axis=1).astype(np.int64)
+    shared = labels.max(axis=1) < 1.0
+    if shared.any():
+        distinct = np.unique(labels[shared], axis=0, return_inverse=True)[1].reshape(-1)
+        classes[shared] = labels.shape[1] + distinct
+    return classes
 
 
 def eligible(ranks: np.ndarray, top_n: int = 10) -> np.ndarray:

@@ -2,33 +2,42 @@
 
 Architecture (paper Section III-C, Fig. 5): ``Linear(F, H) -> ReLU -> Linear(H, H) -> ReLU ->
 Linear(H, O)``. With two branches ``O = 1`` and ``alpha = sigmoid(logit)`` is branch 0's
-(LinRec's) weight, trained with ``BCEWithLogits(pos_weight)`` on the label
-``best_branch == 0``. With ``B > 2`` branches ``O = B``, the weights are ``softmax(logits)`` and
-the loss is cross-entropy on ``best_branch`` with class weight ``pos_weight`` on branch 0 and 1
-on the others (for ``B = 2`` this is the same loss). Both losses are averaged over rows, as
-``BCEWithLogitsLoss`` does.
+(LinRec's) weight; with ``B > 2`` branches ``O = B`` and the weights are ``softmax(logits)``.
 
-Training choices the paper leaves open, and ours:
+Loss, on soft labels ``t`` (n, B) (:func:`hybridrec.hybrid.features.branch_labels`), averaged over
+rows: ``-sum_b w_b (1 - p_b)^gamma t_b log p_b`` with class weight ``w = (pos_weight, 1, ...)``.
+``gamma = 0`` is the paper's ``BCEWithLogits(pos_weight)`` on the label ``t_0`` for two branches
+(cross-entropy for more); ``gamma > 0`` is the focal loss (Lin et al., 2017), one of Section
+V-C's proposals (``hybrid.loss``).
 
-- ReLU as the nonlinearity; PyTorch's default ``nn.Linear`` initialisation, drawn per trial from
-  that trial's seed, so a gate's start does not depend on which other gates train beside it.
-- Full-batch Adam (PyTorch defaults, betas 0.9/0.999, eps 1e-8): one epoch is one step over all
-  training rows. The features are counts and functions of counts, so the rows repeat a lot;
-  training runs on the distinct rows with their per-branch counts as weights, which is the same
-  full-batch loss and gradient, far cheaper (Beauty: ~200 distinct rows for ~11k sequences).
-- Features are standardised with the training rows' mean and standard deviation (a constant
-  feature keeps scale 1); both are stored with the gate.
+Training (the paper states only "training the model to achieve the lowest validation loss",
+l.372; optimiser and batching are ours):
+
+- Adam with PyTorch's defaults (betas 0.9/0.999, eps 1e-8); ReLU; PyTorch's default
+  ``nn.Linear`` initialisation, drawn from the trial's seed, so a gate's start does not depend
+  on which other gates train beside it.
+- Mini-batches (:attr:`GateTraining.batch_size`): an epoch is one pass over the training rows
+  in an order shuffled afresh every epoch from the trial's seed; the last batch of an epoch is
+  the remainder. ``batch_size=None`` is one full-batch step per epoch.
+- A batch runs on its distinct feature rows, each weighted by the labels of the rows it stands
+  for: the same loss and gradient as row by row, far cheaper, since the features are counts
+  (Beauty: ~200 distinct rows for ~11k sequences, ~40 in a batch of 256).
+- After every epoch the same loss on the held-out rows; the gate keeps the weights of the epoch
+  where it was lowest (the earliest on ties), or with ``keep="last"`` those of the last epoch.
+- Departure (the paper is silent): features are standardised with the training rows' mean and
+  standard deviation (a constant feature keeps scale 1); both are stored with the gate.
 
 :func:`train_gates` trains T gates at once: parameters carry a leading trial axis and every
 product is a batched matmul over ``(T, rows, H)``. Trials are grouped by hidden size, so there
-is no padding; within a group they are sorted by epoch count and step ``s`` updates only the
-prefix of trials with more than ``s`` epochs (a slice, not a mask).
+is no padding; within a group they are sorted by epoch count, and epoch ``e`` trains only the
+prefix of trials with at least ``e`` epochs (a slice, not a mask), all at the same Adam step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -38,6 +47,22 @@ from hybridrec.cpu import limit_threads
 
 _BETAS = (0.9, 0.999)
 _EPS = 1e-8
+_SHUFFLE_STREAM = 2  # a trial's batch order: numpy.random.default_rng([seed, this])
+KEEP = ("best", "last")
+
+
+class GateModel(Protocol):
+    """Any gate: this MLP or a tree gate (:mod:`hybridrec.hybrid.tree_gate`)."""
+
+    @property
+    def feature_names(self) -> tuple[str, ...]: ...
+
+    @property
+    def n_branches(self) -> int: ...
+
+    def branch_weights(self, features: np.ndarray) -> np.ndarray:
+        """Per-row branch weights ``(n, B)`` from raw features ``(n, F)``; column 0: alpha."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -48,6 +73,19 @@ class GateHyperparameters:
     hidden: int
     epochs: int
     pos_weight: float
+
+
+@dataclass(frozen=True)
+class GateTraining:
+    """How every gate of a search trains (not searched)."""
+
+    batch_size: int | None = 256  # None: one full-batch step per epoch
+    keep: str = "best"  # the epoch whose weights are kept: "best" held-out loss, or "last"
+    focal_gamma: float = 0.0  # 0: (weighted) BCE / cross-entropy
+
+
+PAPER_TRAINING = GateTraining()
+"""Mini-batches of 256, the best epoch kept, BCE: the default of every search."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +116,14 @@ class Gate:
         return e / e.sum(axis=1, keepdims=True)
 
 
+@dataclass(frozen=True)
+class TrainedGate:
+    """A gate and the epoch whose weights it kept (1-based)."""
+
+    gate: Gate
+    epoch: int
+
+
 def n_outputs(n_branches: int) -> int:
     """One logit (alpha) for two branches, one per branch otherwise."""
     if n_branches < 2:
@@ -101,6 +147,13 @@ def initial_parameters(n_features: int, hidden: int, n_out: int,
     return out
 
 
+def epoch_orders(seed: int, n_rows: int) -> Iterator[np.ndarray]:
+    """The order of the training rows in each epoch of the trial seeded ``seed``, (n,) each."""
+    rng = np.random.default_rng([seed, _SHUFFLE_STREAM])
+    while True:
+        yield rng.permutation(n_rows)
+
+
 def fit_standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Column mean and standard deviation (1 where a column is constant)."""
     mean = features.mean(axis=0)
@@ -108,86 +161,182 @@ def fit_standardisation(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, np.where(scale > 0, scale, 1.0)
 
 
-def train_gates(features: np.ndarray, best_branch: np.ndarray, n_branches: int,
+def one_hot(best_branch: np.ndarray, n_branches: int) -> np.ndarray:
+    """Hard labels (n, B) from each row's class."""
+    return np.eye(n_branches)[best_branch]
+
+
+def train_gates(features: np.ndarray, labels: np.ndarray,
                 hyperparameters: Sequence[GateHyperparameters], seeds: Sequence[int],
-                feature_names: Sequence[str], dtype: torch.dtype = torch.float32,
-                threads: int = 1) -> list[Gate]:
+                feature_names: Sequence[str], held_out: tuple[np.ndarray, np.ndarray] | None = None,
+                training: GateTraining = PAPER_TRAINING, dtype: torch.dtype = torch.float32,
+                threads: int = 1) -> list[TrainedGate]:
     """Train one gate per ``(hyperparameters[i], seeds[i])`` on the same rows, all at once.
 
-    ``features`` (n, F) are raw; ``best_branch`` (n,) holds each row's class (see
-    :func:`hybridrec.hybrid.features.best_branch`). Returns the gates in input order. Runs on
-    ``threads`` threads (see :func:`hybridrec.cpu.limit_threads`).
+    ``features`` (n, F) are raw; ``labels`` (n, B) each row's soft label. ``held_out``: the
+    held-out rows' raw features and labels, whose loss picks the kept epoch (needed unless
+    ``training.keep == "last"``). Returns the gates in input order. Runs on ``threads`` threads
+    (see :func:`hybridrec.cpu.limit_threads`).
     """
     if len(hyperparameters) != len(seeds):
         raise ValueError("one seed per hyperparameter set")
+    if training.keep not in KEEP:
+        raise ValueError(f"keep must be one of {KEEP}, got {training.keep!r}")
+    if held_out is None and training.keep == "best":
+        raise ValueError("keeping the best epoch needs held-out rows")
     with limit_threads(threads):
-        return _train_gates(np.asarray(features, dtype=np.float64), best_branch, n_branches,
-                            hyperparameters, seeds, tuple(feature_names), dtype)
+        return _train_gates(np.asarray(features, dtype=np.float64), labels, held_out,
+                            hyperparameters, seeds, tuple(feature_names), training, dtype)
 
 
-def _train_gates(features: np.ndarray, best_branch: np.ndarray, n_branches: int,
+@dataclass(frozen=True)
+class _Rows:
+    """Standardised rows and their loss weights: the labels they stand for over the row count
+    of the (mini-)batch, so that a sum over them is the batch's mean loss."""
+
+    x: torch.Tensor  # (m, F), or (T, m, F): each trial its own rows
+    targets: torch.Tensor  # (m, B), or (T, m, B)
+
+
+@dataclass(frozen=True)
+class _TrainingRows:
+    """The training rows as their distinct feature rows and, per row, which one it is."""
+
+    distinct: torch.Tensor  # (m, F) standardised
+    row: np.ndarray  # (n,) each training row's distinct row
+    labels: np.ndarray  # (n, B)
+    full_batch: _Rows  # every row at once
+
+
+def _train_gates(features: np.ndarray, labels: np.ndarray,
+                 held_out: tuple[np.ndarray, np.ndarray] | None,
                  hyperparameters: Sequence[GateHyperparameters], seeds: Sequence[int],
-                 feature_names: tuple[str, ...], dtype: torch.dtype) -> list[Gate]:
+                 feature_names: tuple[str, ...], training: GateTraining,
+                 dtype: torch.dtype) -> list[TrainedGate]:
     mean, scale = fit_standardisation(features)
-    rows, class_counts = _distinct_rows((features - mean) / scale, best_branch, n_branches)
-    x = torch.as_tensor(rows, dtype=dtype)
-    counts = torch.as_tensor(class_counts / len(features), dtype=dtype)  # (m, B), sums to 1
+    n_branches = labels.shape[1]
+    distinct, row = _distinct_rows((features - mean) / scale)
+    train = _TrainingRows(torch.as_tensor(distinct, dtype=dtype), row, labels,
+                          _full_batch(distinct, row, labels, dtype))
+    valid = None
+    if held_out is not None and training.keep == "best":
+        valid = _full_batch(*_distinct_rows((np.asarray(held_out[0], dtype=np.float64) - mean)
+                                            / scale), held_out[1], dtype)
 
-    gates: list[Gate | None] = [None] * len(hyperparameters)
-    hidden_sizes = sorted({h.hidden for h in hyperparameters})
-    for hidden in hidden_sizes:
+    gates: list[TrainedGate | None] = [None] * len(hyperparameters)
+    for hidden in sorted({h.hidden for h in hyperparameters}):
         members = [i for i, h in enumerate(hyperparameters) if h.hidden == hidden]
         members.sort(key=lambda i: -hyperparameters[i].epochs)  # stable: longest first
-        trained = _train_group(x, counts, n_branches, [hyperparameters[i] for i in members],
-                               [seeds[i] for i in members])
+        trained, epochs = _train_group(train, valid, n_branches,
+                                       [hyperparameters[i] for i in members],
+                                       [seeds[i] for i in members], training)
         for slot, i in enumerate(members):
             layers = tuple(p[slot].to(torch.float64).numpy().copy() for p in trained)
-            gates[i] = Gate(feature_names, n_branches, mean, scale, layers)
+            gates[i] = TrainedGate(Gate(feature_names, n_branches, mean, scale, layers),
+                                   int(epochs[slot]))
     return [g for g in gates if g is not None]
 
 
-def _distinct_rows(x: np.ndarray, best_branch: np.ndarray,
-                   n_branches: int) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct feature rows (m, F) and how many rows of each class each one stands for."""
+def _distinct_rows(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Distinct rows (m, F) of ``x`` and, for each row of ``x``, its distinct row (n,)."""
     rows, inverse = np.unique(x, axis=0, return_inverse=True)
-    inverse = inverse.reshape(-1)
-    counts = np.bincount(inverse * n_branches + best_branch,
-                         minlength=len(rows) * n_branches).reshape(len(rows), n_branches)
-    return rows, counts.astype(np.float64)
+    return rows, inverse.reshape(-1)
 
 
-def _train_group(x: torch.Tensor, counts: torch.Tensor, n_branches: int,
-                 hyperparameters: Sequence[GateHyperparameters],
-                 seeds: Sequence[int]) -> list[torch.Tensor]:
-    """Full-batch Adam for T gates of one hidden size, sorted by epochs (descending).
+def _label_sums(index: np.ndarray, labels: np.ndarray, size: int) -> np.ndarray:
+    """(size, B): at each position in ``[0, size)``, the sum of the labels (n, B) of the rows
+    whose ``index`` (n,) is that position."""
+    return np.stack([np.bincount(index, weights=labels[:, b], minlength=size)
+                     for b in range(labels.shape[1])], axis=1)
+
+
+def _full_batch(distinct: np.ndarray, row: np.ndarray, labels: np.ndarray,
+                dtype: torch.dtype) -> _Rows:
+    """All rows as their distinct rows: a loss over them is the mean loss over every row."""
+    sums = _label_sums(row, labels, len(distinct))
+    return _Rows(torch.as_tensor(distinct, dtype=dtype),
+                 torch.as_tensor(sums / len(row), dtype=dtype))
+
+
+def _batches(train: _TrainingRows, orders: Sequence[Iterator[np.ndarray]],
+             batch_size: int | None) -> Iterator[_Rows]:
+    """One epoch's batches for the active trials (A of them).
+
+    Full batch: every row, shared by all trials. Mini-batches: each trial's next
+    ``batch_size`` rows in its own order, as the distinct rows among them (A, d, F) with their
+    summed labels over the batch's row count (A, d, B); d is the most any trial's batch holds,
+    and a trial with fewer is padded with weight 0.
+    """
+    if batch_size is None:
+        yield train.full_batch
+        return
+    order = np.stack([next(o) for o in orders])  # (A, n): this epoch's order per trial
+    n_trials, n_distinct = len(order), len(train.distinct)
+    for start in range(0, order.shape[1], batch_size):
+        batch = order[:, start:start + batch_size]  # (A, b) training rows
+        key = (np.arange(n_trials)[:, None] * n_distinct + train.row[batch]).reshape(-1)
+        sums = _label_sums(key, train.labels[batch.reshape(-1)], n_trials * n_distinct)
+        sums = sums.reshape(n_trials, n_distinct, -1) / batch.shape[1]  # (A, m, B)
+        present = sums.sum(axis=2) > 0  # (A, m): every row's labels sum to 1
+        trial, distinct = np.nonzero(present)
+        slot = (np.cumsum(present, axis=1) - 1)[trial, distinct]
+        width = int(present.sum(axis=1).max())
+        index = np.zeros((n_trials, width), dtype=np.int64)  # padding: row 0, weight 0
+        targets = np.zeros((n_trials, width, sums.shape[2]))
+        index[trial, slot] = distinct
+        targets[trial, slot] = sums[trial, distinct]
+        yield _Rows(train.distinct[torch.as_tensor(index)],
+                    torch.as_tensor(targets, dtype=train.distinct.dtype))
+
+
+def _train_group(train: _TrainingRows, valid: _Rows | None, n_branches: int,
+                 hyperparameters: Sequence[GateHyperparameters], seeds: Sequence[int],
+                 training: GateTraining) -> tuple[list[torch.Tensor], np.ndarray]:
+    """Adam for T gates of one hidden size, sorted by epochs (descending); the kept layers and
+    the kept epoch of each.
 
     All of a trial's parameters live in one row of a (T, P) buffer, so one Adam update covers
     every layer; the layers are views into it.
     """
     n_trials, hidden = len(hyperparameters), hyperparameters[0].hidden
-    starts = [initial_parameters(x.shape[1], hidden, n_outputs(n_branches), s) for s in seeds]
+    n_features = train.distinct.shape[1]
+    starts = [initial_parameters(n_features, hidden, n_outputs(n_branches), s) for s in seeds]
     shapes = [p.shape for p in starts[0]]
+    dtype = train.distinct.dtype
     flat = torch.as_tensor(np.stack([np.concatenate([p.ravel() for p in trial])
-                                     for trial in starts]), dtype=x.dtype)  # (T, P)
-    lr = torch.tensor([h.lr for h in hyperparameters], dtype=x.dtype)[:, None]
-    class_weight = torch.ones(n_trials, n_branches, dtype=x.dtype)  # (T, B): pos_weight on 0
-    class_weight[:, 0] = torch.tensor([h.pos_weight for h in hyperparameters], dtype=x.dtype)
+                                     for trial in starts]), dtype=dtype)  # (T, P)
+    lr = torch.tensor([h.lr for h in hyperparameters], dtype=dtype)[:, None]
+    class_weight = torch.ones(n_trials, n_branches, dtype=dtype)  # (T, B): pos_weight on 0
+    class_weight[:, 0] = torch.tensor([h.pos_weight for h in hyperparameters], dtype=dtype)
     epochs = np.array([h.epochs for h in hyperparameters])
+    orders = [epoch_orders(s, len(train.row)) for s in seeds]
     first_moment, second_moment = torch.zeros_like(flat), torch.zeros_like(flat)
+    kept, kept_loss = flat.clone(), torch.full((n_trials,), torch.inf, dtype=dtype)
+    kept_epoch = np.zeros_like(epochs) if valid is not None else epochs.copy()  # 0: the start
     beta1, beta2 = _BETAS
+    gamma = training.focal_gamma
 
-    for step in range(1, int(epochs.max(initial=0)) + 1):
-        active = int((epochs >= step).sum())  # trials are sorted, so the active ones lead
-        leaf = flat[:active].detach().requires_grad_(True)
-        loss = _loss(x, counts, _layers(leaf, shapes), class_weight[:active]).sum()
-        (grad,) = torch.autograd.grad(loss, leaf)
-        with torch.no_grad():  # torch.optim.Adam's update, one learning rate per trial
-            m, v = first_moment[:active], second_moment[:active]
-            m.lerp_(grad, 1.0 - beta1)
-            v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
-            denom = (v.sqrt() / (1.0 - beta2 ** step) ** 0.5).add_(_EPS)
-            flat[:active].sub_(lr[:active] / (1.0 - beta1 ** step) * m / denom)
-    return _layers(flat, shapes)
+    step = 0
+    for epoch in range(1, int(epochs.max(initial=0)) + 1):
+        active = int((epochs >= epoch).sum())  # trials are sorted, so the active ones lead
+        for batch in _batches(train, orders[:active], training.batch_size):
+            step += 1
+            leaf = flat[:active].detach().requires_grad_(True)
+            loss = _loss(batch, _layers(leaf, shapes), class_weight[:active], gamma).sum()
+            (grad,) = torch.autograd.grad(loss, leaf)
+            with torch.no_grad():  # torch.optim.Adam's update, one learning rate per trial
+                m, v = first_moment[:active], second_moment[:active]
+                m.lerp_(grad, 1.0 - beta1)
+                v.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+                denom = (v.sqrt() / (1.0 - beta2 ** step) ** 0.5).add_(_EPS)
+                flat[:active].sub_(lr[:active] / (1.0 - beta1 ** step) * m / denom)
+        if valid is not None:  # the held-out loss after this epoch; keep the lowest
+            with torch.no_grad():
+                held = _loss(valid, _layers(flat[:active], shapes), class_weight[:active], gamma)
+            better = torch.nonzero(held < kept_loss[:active]).reshape(-1)
+            kept[better], kept_loss[better] = flat[better], held[better]
+            kept_epoch[better.numpy()] = epoch
+    return _layers(kept if valid is not None else flat, shapes), kept_epoch
 
 
 def _layers(flat: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch.Tensor]:
@@ -201,19 +350,28 @@ def _layers(flat: torch.Tensor, shapes: Sequence[tuple[int, ...]]) -> list[torch
 
 
 def _forward(x: torch.Tensor, params: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Logits (T, m, O) of T gates on shared rows x (m, F)."""
+    """Logits (T, m, O) of T gates on shared rows x (m, F) or on their own rows (T, m, F)."""
     w1, b1, w2, b2, w3, b3 = params  # weights (T, in, out), biases (T, out)
     h = torch.relu(torch.matmul(x, w1) + b1[:, None])  # (T, m, H)
     h = torch.relu(torch.baddbmm(b2[:, None], h, w2))  # (T, m, H)
     return torch.baddbmm(b3[:, None], h, w3)  # (T, m, O)
 
 
-def _loss(x: torch.Tensor, counts: torch.Tensor, params: Sequence[torch.Tensor],
-          class_weight: torch.Tensor) -> torch.Tensor:
-    """Per-trial weighted log loss (T,), i.e. the mean over the original rows."""
-    z = _forward(x, params)
+def _loss(rows: _Rows, params: Sequence[torch.Tensor], class_weight: torch.Tensor,
+          gamma: float) -> torch.Tensor:
+    """Per-trial loss (T,): the targets already carry 1 / rows, so the sum is the mean."""
+    z = _forward(rows.x, params)
     if z.shape[-1] == 1:  # alpha = sigmoid(z): log p(branch 0), log p(branch 1)
         log_p = torch.cat([-F.softplus(-z), -F.softplus(z)], dim=-1)
     else:
-        log_p = torch.log_softmax(z, dim=-1)
-    return -(log_p * counts * class_weight[:, None, :]).sum(dim=(1, 2))
+        log_p = torch.log_softmax(z, dim=-1)  # (T, m, B)
+    weighted = log_p * rows.targets * class_weight[:, None, :]
+    if gamma:  # focal term (1 - p_b)^gamma, with log(1 - p_b) = logsumexp of the other branches
+        masked = log_p[..., None, :] + _off_diagonal(log_p.shape[-1], log_p.dtype)  # (T, m, B, B)
+        weighted = weighted * torch.exp(gamma * torch.logsumexp(masked, dim=-1))
+    return -weighted.sum(dim=(1, 2))
+
+
+def _off_diagonal(n: int, dtype: torch.dtype) -> torch.Tensor:
+    """(n, n): 0 off the diagonal, -inf on it; row b masks branch b out of a logsumexp."""
+    return torch.zeros(n, n, dtype=dtype).fill_diagonal_(-torch.inf)

@@ -1,6 +1,7 @@
 """Which sequence features drive the gate (paper Section III-B, Fig. 4).
 
-A gate is trained on all six features with fixed settings and explained with SHAP's
+A gate is trained on all six features with fixed settings (200 full-batch Adam steps, the last
+weights kept: it is explained, not selected) and explained with SHAP's
 ``KernelExplainer`` given ``nsamples = 2^F`` and no L1 selection: with six features it then
 enumerates all 64 coalitions and returns the exact Shapley values against the sampled background
 (the same values as ``shap.explainers.Exact``, which needs a numba compilation of several seconds
@@ -25,11 +26,12 @@ import pandas as pd
 import shap
 
 from hybridrec.cpu import limit_threads
-from hybridrec.hybrid.gate import Gate, GateHyperparameters, train_gates
+from hybridrec.hybrid.gate import Gate, GateHyperparameters, GateTraining, one_hot, train_gates
 
 SHAP_GATE = GateHyperparameters(lr=1e-2, hidden=32, epochs=200, pos_weight=1.0)
 """The fixed settings of the explained gate; ``pos_weight`` is replaced by the balancing one
 unless ``balanced=False``."""
+SHAP_TRAINING = GateTraining(batch_size=None, keep="last")
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,8 @@ def shap_importance(features: pd.DataFrame, best_branch: np.ndarray, n_branches:
     if balanced:
         settings = GateHyperparameters(settings.lr, settings.hidden, settings.epochs,
                                        balancing_pos_weight(best_branch))
-    gate = train_gates(x, best_branch, n_branches, [settings], [seed], names)[0]
+    gate = train_gates(x, one_hot(best_branch, n_branches), [settings], [seed], names,
+                       training=SHAP_TRAINING)[0].gate
     return gate, explain_gate(gate, x, background=background, explain=explain, seed=seed)
 
 

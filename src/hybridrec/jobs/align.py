@@ -42,6 +42,6 @@ def join_exports(prediction_paths: Mapping[str, str | Path], protocols: Mapping[
     return joined
 
 
-def run_align(prediction_paths: Mapping[str, str | Path], protocols: Mapping[str, str],
+def run_align(*, prediction_paths: Mapping[str, str | Path], protocols: Mapping[str, str],
               dataset: str, split: str, out: str | Path) -> None:
     write_aligned(join_exports(prediction_paths, protocols, dataset, split), protocols, out)

@@ -36,7 +36,7 @@ def feature_frame(aligned: AlignedLists, split_path: str | Path, user_ids_path: 
     return frame
 
 
-def run_features(aligned_path: str | Path, branches: Sequence[str], split_path: str | Path,
+def run_features(*, aligned_path: str | Path, branches: Sequence[str], split_path: str | Path,
                  user_ids_path: str | Path, dataset: str, protocol: str, split: str,
                  out: str | Path) -> None:
     frame = feature_frame(read_aligned(aligned_path, branches, depth=TOP_N), split_path,

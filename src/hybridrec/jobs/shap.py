@@ -1,4 +1,5 @@
-"""The SHAP job: which of the six features drive a gate (paper Fig. 4); the gate keeps the top k."""
+"""The SHAP job: which of the six features drive a gate (paper Fig. 4). It runs whatever
+``hybrid.features`` chooses; with ``shap`` the search keeps the top ``hybrid.shap_top_k``."""
 
 from __future__ import annotations
 
@@ -33,25 +34,25 @@ def require_both_labels(best_branch: np.ndarray, branches: Sequence[str],
             f"exports, or fuse branches that each win for some users (hybrid.branches)")
 
 
-def run_shap(features_path: str | Path, branches: Sequence[str], top_k: int, seed: int,
-             summary_path: str | Path, figure_path: str | Path, title: str,
-             balanced: bool = True) -> None:
-    """Explain a gate trained on all six features (eligible validation rows); keep the top k."""
+def run_shap(*, features_path: str | Path, branches: Sequence[str], seed: int,
+             balanced: bool, summary_path: str | Path, figure_path: str | Path,
+             title: str) -> None:
+    """Explain a gate trained on all six features (eligible validation rows); write the mean
+    |SHAP| per feature, its ranking (most important first) and Fig. 4."""
     frame = pd.read_parquet(features_path)
     rows = frame[frame["eligible"]]
     require_both_labels(rows["best_branch"].to_numpy(), branches, features_path)
     _, result = shap_importance(rows.loc[:, list(FEATURES)], rows["best_branch"].to_numpy(),
                                 len(branches), seed=seed, balanced=balanced)
     importance = result.importance()
-    selected = result.top_features(top_k)
-    log.info("%d of %d validation users eligible; mean |SHAP|: %s; selected %s", len(rows),
-             len(frame), ", ".join(f"{f} {v:.4f}" for f, v in importance.itertuples(index=False)),
-             selected)
+    log.info("%d of %d validation users eligible; mean |SHAP|: %s", len(rows), len(frame),
+             ", ".join(f"{f} {v:.4f}" for f, v in importance.itertuples(index=False)))
     plot_shap_beeswarm(result.explanation(), figure_path, weighted_branch=branches[0],
                        title=title, seed=seed)
     write_json({"importance": dict(importance.itertuples(index=False)),
-                "selected": list(selected), "rows": len(rows)}, summary_path)
+                "ranking": importance["feature"].tolist(), "rows": len(rows)}, summary_path)
 
 
-def selected_features(summary_path: str | Path) -> list[str]:
-    return list(json.loads(Path(summary_path).read_text())["selected"])
+def shap_ranking(summary_path: str | Path) -> list[str]:
+    """The six features, most important first (``hybrid.features: shap`` keeps the top k)."""
+    return list(json.loads(Path(summary_path).read_text())["ranking"])

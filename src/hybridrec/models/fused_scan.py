@@ -52,7 +52,7 @@ from torch.autograd.function import once_differentiable
 
 DTYPES = (torch.float32, torch.float64)
 if "NUMBA_THREADING_LAYER" not in os.environ:  # a user's explicit choice stands
-    numba.config.THREADING_LAYER = "workqueue"  # not OpenMP: torch's thread count is its own
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]  # not OpenMP
 
 
 @numba.njit(parallel=True, cache=True, fastmath=False)

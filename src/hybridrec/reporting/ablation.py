@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from hybridrec.reporting.bundle import markdown_table
+from hybridrec.reporting.markdown import markdown_table
 
 METRICS = ("hr@10", "ndcg@10", "mrr")
 

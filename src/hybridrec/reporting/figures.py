@@ -112,21 +112,27 @@ def plot_alpha_vs_length(alpha: np.ndarray, norm_length: np.ndarray, path: PathL
 
 
 def plot_search_landscape(trials: pd.DataFrame, path: PathLike, weighted_branch: str,
-                          title: str = "") -> None:
-    """Held-out fused MRR@10 of every trial against each searched parameter; best in red."""
+                          selected_trial: int, selection: str, title: str = "") -> None:
+    """Held-out fused MRR@10 of every trial against each searched parameter; the trial the
+    search selected (under ``selection``) in red."""
     metric = KEYS[0]
     panels = [("lr", "lr", True), ("hidden", "hidden", False), ("epochs", "epochs", False),
+              ("n_estimators", "n_estimators", False), ("max_depth", "max_depth", False),
+              ("learning_rate", "learning_rate", True), ("max_iter", "max_iter", False),
+              ("max_leaf_nodes", "max_leaf_nodes", False),
+              ("min_samples_leaf", "min_samples_leaf", True),
               ("pos_weight", "pos_weight", False), ("noise", "noise", False),
               ("alpha_mean", f"mean weight of {weighted_branch}", False)]
-    panels = [panel for panel in panels if panel[0] in trials]
-    best = trials.sort_values([metric, KEYS[1], "trial"], ascending=[False, False, True]).iloc[0]
+    panels = [panel for panel in panels if panel[0] in trials and trials[panel[0]].notna().any()]
+    best = trials[trials["trial"] == selected_trial].iloc[0]
     columns = 3
     rows = -(-len(panels) // columns)
     figure = Figure(figsize=(4 * columns, 3.2 * rows))
     axes = figure.subplots(rows, columns, sharey=True, squeeze=False)
     for ax, (name, label, log) in zip(axes.flat, panels, strict=False):
         ax.scatter(trials[name], trials[metric], s=8, alpha=0.5, linewidths=0)
-        ax.scatter([best[name]], [best[metric]], s=40, color="C3", label="selected")
+        ax.scatter([best[name]], [best[metric]], s=40, color="C3",
+                   label=f"selected ({selection})")
         if log:
             ax.set_xscale("log")
         if name in ("hidden", "epochs"):

@@ -6,13 +6,14 @@ import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from hybridrec.hybrid.features import category_counts, category_names
+from hybridrec.protocols import PAPER
 from hybridrec.reporting.paper import (
     FMLP_BEAUTY,
     LINREC_ML1M,
-    PAPER,
     TABLE5,
     TABLE5_MRR_AT_10,
     TABLE5_PROTOCOLS,
@@ -87,9 +88,9 @@ PAPER_MRR_NOTE = ("the paper's MRR for this row is over all 100 candidates, not 
                   "compared with ours in the bundle's comparison table")
 
 
-def load_evaluations(runs: Sequence[tuple[str, str]],
-                     paths: Sequence[str | Path]) -> dict[tuple[str, str], dict]:
-    """Each (dataset, protocol) hybrid run's evaluation.json."""
+def load_evaluations(runs: Sequence[tuple[str, ...]],
+                     paths: Sequence[str | Path]) -> dict[tuple[str, ...], dict]:
+    """Each hybrid run's evaluation.json, by its (dataset, protocol[, variant])."""
     return {run: json.loads(Path(path).read_text())
             for run, path in zip(runs, paths, strict=True)}
 
@@ -163,10 +164,14 @@ def hybrid_extended_table(evaluations: HybridRuns) -> pd.DataFrame:
 
 
 def winners_table(evaluations: HybridRuns, feature_paths: Sequence[str | Path],
-                  paper_names: Mapping[str, str | None]) -> pd.DataFrame:
-    """Table VI: test users per winner category, dataset and protocol (``feature_paths``: each
-    run's features/test.parquet, in the order of ``evaluations``). The paper's count is printed
-    beside ours only under the paper's protocols (``paper_protocol`` names them)."""
+                  paper_names: Mapping[str, str | None], split: str = "test") -> pd.DataFrame:
+    """Table VI: users of one split per winner category, dataset and protocol
+    (``feature_paths``: each run's features/<split>.parquet, in the order of ``evaluations``).
+
+    The paper's count is printed beside ours only under the paper's protocols
+    (``paper_protocol`` names them) and only beside test rows: the paper does not name its split
+    (its Section V-C cites the table for the gate's training data, which is validation), and
+    the comparison with published figures reads these counts as test users."""
     parts = []
     for ((dataset, protocol), evaluation), path in zip(evaluations.items(), feature_paths,
                                                       strict=True):
@@ -174,17 +179,79 @@ def winners_table(evaluations: HybridRuns, feature_paths: Sequence[str | Path],
         counts = category_counts(pd.Series(pd.Categorical(  # report order, zeros kept
             categories, categories=category_names(_branch_names(evaluation)))))
         paper = TABLE6.get(paper_names.get(dataset) or "")
-        matches = (paper is not None
+        matches = (split == "test" and paper is not None
                    and lists_protocol("hybrid", evaluation) == TABLE6_PROTOCOL)
         parts.append(counts.assign(
-            dataset=dataset, protocol=protocol,
+            dataset=dataset, protocol=protocol, split=split,
             paper_users=[paper.get(c) if matches and paper else None for c in counts["category"]],
             paper_protocol=TABLE6_PROTOCOL if matches else None))
-    columns = ["dataset", "protocol", "category", "users", "paper_users", "paper_protocol"]
+    columns = ["dataset", "protocol", "split", "category", "users", "paper_users",
+               "paper_protocol"]
     if not parts:
         return pd.DataFrame(columns=columns)
     table = pd.concat(parts, ignore_index=True)[columns]
     return table.astype({"paper_users": "Int64"})
+
+
+def winners_by_split(evaluations: HybridRuns, valid_paths: Sequence[str | Path],
+                     test_paths: Sequence[str | Path],
+                     paper_names: Mapping[str, str | None]) -> pd.DataFrame:
+    """Table VI on validation and on test, per dataset and protocol (validation first)."""
+    both = pd.concat([winners_table(evaluations, valid_paths, paper_names, split="valid"),
+                      winners_table(evaluations, test_paths, paper_names, split="test")],
+                     ignore_index=True)
+    order = {run: i for i, run in enumerate(evaluations)}
+    rank = [order[(d, p)] for d, p in zip(both["dataset"], both["protocol"], strict=True)]
+    return both.iloc[np.argsort(rank, kind="stable")].reset_index(drop=True)
+
+
+GATE_SETTINGS = ["lr", "hidden", "epochs", "n_estimators", "max_depth", "learning_rate",
+                 "max_iter", "max_leaf_nodes", "min_samples_leaf", "pos_weight"]
+"""The searched settings of every gate kind, in table order (a kind fills its own)."""
+
+
+def gate_settings_table(evaluations: HybridRuns,
+                        shap_rankings: Sequence[Sequence[str]]) -> pd.DataFrame:
+    """The selected gate per dataset and protocol (the paper's Section V-B: its settings, the
+    kept epoch, noise, features and the rule that selected it), the SHAP ranking beside its
+    features, and its alpha over the test users (mean, max, quantiles, and Fig. 6's trend as
+    the Spearman correlation of alpha with sequence length)."""
+    rows = []
+    for ((dataset, protocol), evaluation), ranking in zip(evaluations.items(), shap_rankings,
+                                                          strict=True):
+        gate = evaluation["gate"]
+        row = {"dataset": dataset, "protocol": protocol, "gate": gate["gate"],
+               "selection": gate["selection"], "trial": gate["trial"],
+               "features": " ".join(gate["features"]), "shap_ranking": " ".join(ranking),
+               **{name: gate["settings"].get(name) for name in GATE_SETTINGS},
+               "epoch_kept": gate["epoch"], "noise": gate["noise"],
+               **{f"held_out_{key}": value for key, value in gate["held_out"].items()},
+               **{f"alpha_{key}": value for key, value in evaluation["alpha"].items()}}
+        rows.append(row)
+    table = pd.DataFrame(rows)
+    return table.dropna(axis=1, how="all") if len(table) else table
+
+
+def hybrid_variants_table(evaluations: Mapping[tuple[str, str, str], dict],
+                          overrides: Mapping[str, Mapping[str, object]]) -> pd.DataFrame:
+    """The hybrid.variants side by side, per dataset, protocol and variant (``default``: the
+    configured run): what each overrides, its gate's alpha on test (mean, max), its test
+    MRR@10 and NDCG@10, and its difference to the better single branch with the paired
+    bootstrap interval."""
+    rows = []
+    for (dataset, protocol, variant), evaluation in evaluations.items():
+        hybrid = next(m for m in evaluation["methods"] if m["method"] == "hybrid")
+        row = {"dataset": dataset, "protocol": protocol, "variant": variant,
+               "overrides": ", ".join(f"{k}={v}" for k, v in overrides.get(variant, {}).items()),
+               "gate": evaluation["gate"]["gate"], "selection": evaluation["gate"]["selection"],
+               "alpha_mean": evaluation["alpha"]["mean"], "alpha_max": evaluation["alpha"]["max"],
+               "mrr10": hybrid["mrr@10"], "ndcg10": hybrid["ndcg@10"]}
+        for interval in evaluation["bootstrap"]:
+            name = interval["metric"].replace("@", "")
+            row |= {f"{name}_vs": interval["baseline"], f"{name}_diff": interval["difference"],
+                    f"{name}_diff_low": interval["low"], f"{name}_diff_high": interval["high"]}
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def _branch_names(evaluation: dict) -> list[str]:
