@@ -30,7 +30,7 @@ system-deps:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null
 
 lint: $(VENV)/.installed
-	$(BIN)/ruff check src tests benchmarks workflow/scripts
+	$(BIN)/ruff check src tests benchmarks experiments workflow/scripts
 	$(BIN)/mypy src
 	$(BIN)/snakemake --lint
 
