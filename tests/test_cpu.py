@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
+import platform
 from pathlib import Path
 
 import pytest
@@ -53,27 +52,8 @@ def test_configure_cpu_runtime_keeps_values_already_set(monkeypatch: pytest.Monk
                                            "OMP_WAIT_POLICY": "ACTIVE"}
 
 
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's mallopt")
 def test_reuse_freed_memory_is_accepted_by_glibc() -> None:
-    if not sys.platform.startswith("linux"):
-        pytest.skip("glibc's mallopt: Linux only")
     assert cpu.reuse_freed_memory()
 
 
-WEIGHT_GRADIENT = """
-from hybridrec.cpu import configure_cpu_runtime
-configure_cpu_runtime()
-import torch
-g, x = torch.randn(20000, 256), torch.randn(20000, 64)  # a Linear's weight gradient: K = rows
-sums = []
-for threads in (1, 2, 3, 4):
-    torch.set_num_threads(threads)
-    sums.append(g.t().mm(x))
-print(all(torch.equal(sums[0], s) for s in sums))
-"""
-
-
-def test_weight_gradient_sums_do_not_depend_on_the_thread_count() -> None:
-    env = {k: v for k, v in os.environ.items() if k not in cpu.RUNTIME_DEFAULTS}
-    out = subprocess.run([sys.executable, "-c", WEIGHT_GRADIENT], env=env, check=True,
-                         capture_output=True, text=True).stdout
-    assert out.strip() == "True"
