@@ -19,7 +19,9 @@ Each experiment asks what the paper's hybrid row would be under one reading of t
 - E5: one fixed schedule of which positions LinRec fills, chosen on validation, applied to test;
 - E6: Algorithm 1 without its duplicate check, a repeated hit scored once or summed;
 - E7: (a) alpha = 0 without noise reproduces FMLP-Rec's own row exactly; (b) how far FMLP-Rec's
-  uniform99 row moves with the negatives drawn again.
+  uniform99 row moves with the negatives drawn again;
+- E8: the gate as the paper describes it against today's departures and Section V-C's options
+  (the rows of ``results/tables/hybrid_variants.csv``, where the run has variants).
 
 Metrics are MRR@10 and NDCG@10 of the fused lists on every test user (a user without a hit
 counts 0), as the paper's hybrid row; the branches' rows are their own lists' MRR@10 and NDCG@10
@@ -314,7 +316,24 @@ def report(dataset: str, results: dict[str, Any]) -> str:
         lines.append(f"| E7b | FMLP-Rec uniform99 NDCG@10 with redrawn negatives: min, max, "
                      f"spread | {r['ndcg10_min']:.4f}, {r['ndcg10_max']:.4f}, "
                      f"{r['ndcg10_spread']:.4f} |")
+    for row in results.get("E8", []):
+        lines.append(f"| E8 | variant {row['variant']} ({row['overrides'] or 'the paper'}), "
+                     f"alpha mean {row['alpha_mean']:.3f} max {row['alpha_max']:.3f} | "
+                     f"{row['mrr10']:.4f} / {row['ndcg10']:.4f} (vs {row['mrr10_vs']}: "
+                     f"{row['mrr10_diff']:+.4f} [{row['mrr10_diff_low']:+.4f}, "
+                     f"{row['mrr10_diff_high']:+.4f}]) |")
     return "\n".join(lines) + "\n"
+
+
+def e8_variants(run_root: Path, dataset: str, protocol: str) -> list[dict[str, Any]]:
+    """The variants table's rows of this run (none where the run has no variants)."""
+    path = run_root / "results/tables/hybrid_variants.csv"
+    if not path.exists():
+        return []
+    table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+    rows = table[(table["dataset"] == dataset) & (table["protocol"] == protocol)]
+    return [{k: (None if pd.isna(v) else v) for k, v in row.items()}
+            for row in rows.to_dict(orient="records")]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -342,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "E5": e5_schedules(valid, test),
         "E6": e6_duplicates(selected, fe_test, test, args.seed),
         "E7": e7_fmlp_row(test, args.run, args.dataset, args.seed, args.redraws),
+        "E8": e8_variants(args.run, args.dataset, args.protocol),
     }
     if args.trials:
         results["E2"] = e2_selected_on_test(selected, run, fe_test, test, args.trials,
