@@ -16,7 +16,7 @@ SYSTEM_PACKAGES := munge slurmctld slurmd slurm-client chromium
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,text]'
 	touch $@
 
 demo: $(VENV)/.installed

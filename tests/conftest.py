@@ -1,4 +1,7 @@
-"""Shared fixtures: the path to ../shared/datasets and small raw-interaction frames."""
+"""Shared fixtures and collection order: the path to ../shared/datasets, small raw-interaction
+frames, and the demo run every workflow test reads, built once per session (under pytest-xdist,
+by the first worker to ask, the others waiting on a file lock). Collection puts one demo test
+first, then the tests that do not need the demo run, then the rest, long ones first."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """Pieces shared by every model: LayerNorm, feed-forward sublayer, embedding block, init.
 
-All three models are post-LN (BERT/RecBole/FMLP-Rec style): ``x = LayerNorm(x + dropout(f(x)))``.
+Every model is post-LN (BERT/RecBole/FMLP-Rec style): ``x = LayerNorm(x + dropout(f(x)))`` (the
+official single-layer Mamba4Rec drops the residual, :class:`hybridrec.models.mamba.MambaLayer`).
 """
 
 from __future__ import annotations
