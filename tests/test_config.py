@@ -39,7 +39,9 @@ def merge(base: dict, extra: dict) -> None:
 
 
 @pytest.mark.parametrize("files", [("config.yaml",), ("config.yaml", "demo.yaml"),
+                                   ("config.yaml", "demo.yaml", "demo-all.yaml"),
                                    ("config.yaml", "real.yaml"),
+                                   ("config.yaml", "real.yaml", "ablation.yaml"),
                                    ("config.yaml", "real.yaml", "real-sports-yelp.yaml"),
                                    ("config.yaml", "real.yaml", "paper-gaps.yaml")])
 def test_shipped_configs_are_valid(files):
@@ -325,3 +327,23 @@ def test_a_demo_catalogue_too_small_for_a_protocol_names_the_key_that_asks_for_i
         check_config(config)
     config["hybrid"]["protocols"] = ["full"]
     check_config(config)  # full ranking alone needs no candidates
+
+
+@pytest.mark.parametrize(("variant", "message"), [
+    ({"protocols": ["pop100"]},
+     "hybrid.variants.v.protocols[0]: 'pop100' is not among hybrid.protocols"),
+    ({"branches": ["linrec", "m2rec"]},
+     "hybrid.variants.v.branches: 'paper' (hybrid.protocols) ranks each branch under its own "
+     "paper's protocol, unknown for ['m2rec']"),
+    ({"branches": ["linrec", "nope"], "protocols": ["full"]},
+     "hybrid.variants.v.branches[1]: 'nope' is not a declared model"),
+])
+def test_a_hybrid_variant_s_branches_and_protocols_are_checked(variant, message):
+    config = load("config.yaml", "demo.yaml")
+    config["hybrid"]["protocols"] = ["full", "paper"]
+    config["hybrid"]["variants"] = {"v": variant}
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        check_config(config)
+    config["hybrid"]["variants"] = {"v": {"branches": ["linrec", "m2rec"],
+                                          "protocols": ["full"]}}
+    check_config(config)  # a variant under full ranking fuses any declared models

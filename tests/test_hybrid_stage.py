@@ -228,3 +228,37 @@ def test_a_variant_reruns_only_its_search_and_fusion_and_joins_the_variants_tabl
     stored = load_gate(variant / "search/gate.pt")
     assert (stored.kind, stored.selection, stored.training["tie_label"]) == (
         "random_forest", "mrr", "half")
+
+
+def test_a_variant_with_its_own_branches_aligns_its_own_lists_under_its_protocols(demo_run,
+                                                                                   tmp_path):
+    """hybrid.variants.<name>.branches: the variant aligns and featurises its own branches (in
+    its own order) and runs only under its protocols; the configured run's lists stay."""
+    import shutil
+
+    from workflow_helpers import DEMO, snakemake
+
+    from hybridrec.hybrid.gate_file import load_gate
+
+    workdir = tmp_path / "run"
+    shutil.copytree(demo_run, workdir, symlinks=True)
+    (workdir / "variants.yaml").write_text(
+        "hybrid:\n  variants:\n    swapped: {branches: [fmlp, linrec], protocols: [full]}\n")
+    table = "results/tables/hybrid_variants.csv"
+    dry = snakemake(workdir, table, "-n", "--cores", "2", *DEMO, "variants.yaml")
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    ran = {line.strip().split()[1].rstrip(":") for line in dry.stdout.splitlines()
+           if line.strip().startswith(("rule ", "localrule ")) and line.strip().endswith(":")}
+    assert ran == {"variant_align", "variant_features", "variant_gate_search_shard",
+                   "variant_gate_search_gather", "variant_fusion", "hybrid_variants_table"}, ran
+    result = snakemake(workdir, table, "--cores", "2", *DEMO, "variants.yaml")
+    assert result.returncode == 0, result.stderr[-4000:]
+    rows = pd.read_csv(workdir / table)
+    assert list(zip(rows["protocol"], rows["variant"], strict=True)) == [
+        ("full", "default"), ("full", "swapped"), ("uniform99", "default")]
+    variant = workdir / "results/hybrid/demo/full/variants/swapped"
+    assert load_gate(variant / "search/gate.pt").branches == ("fmlp", "linrec")
+    aligned = pd.read_parquet(variant / "aligned/test.parquet")
+    default = pd.read_parquet(workdir / "results/hybrid/demo/full/aligned/test.parquet")
+    pd.testing.assert_series_equal(aligned["fmlp_items"], default["fmlp_items"])
+    assert not (workdir / "results/hybrid/demo/uniform99/variants/swapped").exists()

@@ -153,17 +153,24 @@ def _check_dataset(key: str, ds: Mapping[str, Any]) -> None:
 
 
 def _check_branches(config: Mapping[str, Any]) -> None:
-    """Fused branches are declared models or exports already in place; shards have trials."""
-    for i, branch in enumerate(config["hybrid"]["branches"]):
-        if branch in config["models"]:
-            continue
-        for dataset in config["run"]["datasets"]:
-            exports = Path("results", "predictions", dataset, branch)
-            if not exports.is_dir():
-                raise ConfigError(
-                    f"hybrid.branches[{i}]: {branch!r} is not a declared model (models: "
-                    f"{sorted(config['models'])}) and {exports}/ holds no export of it; a model "
-                    "trained elsewhere joins by placing its exports there (docs/contracts.md)")
+    """Fused branches (the run's and every hybrid variant's) are declared models or exports
+    already in place; shards have trials."""
+    hybrid = config["hybrid"]
+    keys = [("hybrid.branches", hybrid["branches"])]
+    keys += [(f"hybrid.variants.{name}.branches", entry["branches"])
+             for name, entry in hybrid.get("variants", {}).items() if "branches" in entry]
+    for key, branches in keys:
+        for i, branch in enumerate(branches):
+            if branch in config["models"]:
+                continue
+            for dataset in config["run"]["datasets"]:
+                exports = Path("results", "predictions", dataset, branch)
+                if not exports.is_dir():
+                    raise ConfigError(
+                        f"{key}[{i}]: {branch!r} is not a declared model (models: "
+                        f"{sorted(config['models'])}) and {exports}/ holds no export of it; a "
+                        "model trained elsewhere joins by placing its exports there "
+                        "(docs/contracts.md)")
     search = config["gate_search"]
     if search["shards"] > search["trials"]:
         raise ConfigError(
@@ -267,7 +274,20 @@ def _check_hybrid(hybrid: Mapping[str, Any]) -> None:
                 f"only, not for {unknown}")
     _check_gate_settings("hybrid", hybrid)
     for name, overrides in hybrid.get("variants", {}).items():
-        _check_gate_settings(f"hybrid.variants.{name}", {**hybrid, **overrides}, overrides)
+        key = f"hybrid.variants.{name}"
+        _check_gate_settings(key, {**hybrid, **overrides}, overrides)
+        protocols = overrides.get("protocols", hybrid["protocols"])
+        for i, protocol in enumerate(overrides.get("protocols", [])):
+            if protocol not in hybrid["protocols"]:
+                raise ConfigError(f"{key}.protocols[{i}]: {protocol!r} is not among "
+                                  f"hybrid.protocols {list(hybrid['protocols'])}; a variant "
+                                  "runs beside the configured run of its protocol")
+        branches = overrides.get("branches", hybrid["branches"])
+        unknown = [b for b in branches if b not in PAPER_PROTOCOLS]
+        if "branches" in overrides and PAPER in protocols and unknown:
+            raise ConfigError(f"{key}.branches: 'paper' (hybrid.protocols) ranks each branch "
+                              f"under its own paper's protocol, unknown for {unknown}; give the "
+                              f"variant its protocols ({key}.protocols) without 'paper'")
 
 
 def _check_gate_settings(key: str, hybrid: Mapping[str, Any],

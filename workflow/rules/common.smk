@@ -37,14 +37,29 @@ BRANCHES = config["hybrid"]["branches"]
 HYBRID_PROTOCOLS = config["hybrid"]["protocols"]
 
 
-def branch_protocols(protocol):
+def branch_protocols(protocol, branches=BRANCHES):
     """The export protocol of each branch in one hybrid run (``paper``: each its paper's own)."""
-    return {b: PAPER_PROTOCOLS[b] if protocol == PAPER else protocol for b in BRANCHES}
+    return {b: PAPER_PROTOCOLS[b] if protocol == PAPER else protocol for b in branches}
+
+
+def hybrid_branch_sets():
+    """(branches, protocols) of the configured hybrid runs and of every variant that fuses
+    other branches."""
+    runs = [(BRANCHES, HYBRID_PROTOCOLS)]
+    for entry in config["hybrid"]["variants"].values():
+        if "branches" in entry:
+            runs.append((entry["branches"], entry.get("protocols", HYBRID_PROTOCOLS)))
+    return runs
 
 
 # every protocol some hybrid run reads an export of, in a stable order
 EXPORT_PROTOCOLS = list(
-    dict.fromkeys(p for h in HYBRID_PROTOCOLS for p in branch_protocols(h).values())
+    dict.fromkeys(
+        p
+        for branches, protocols in hybrid_branch_sets()
+        for h in protocols
+        for p in branch_protocols(h, branches).values()
+    )
 )
 HYBRID_RUNS = [(d, p) for d in DATASETS for p in HYBRID_PROTOCOLS]
 # cores a training, evaluation or embedding job reserves: the threads it computes with
@@ -234,10 +249,11 @@ def validation_candidates(dataset):
 
 
 def branch_predictions(wildcards):
-    """Each fused branch's export for one hybrid run and split, in hybrid.branches order."""
+    """Each fused branch's export for one hybrid run and split, in its branches' order."""
+    branches = run_branches(wildcards)
     return [
         f"results/predictions/{wildcards.dataset}/{branch}/{protocol}/{wildcards.split}.parquet"
-        for branch, protocol in branch_protocols(wildcards.protocol).items()
+        for branch, protocol in branch_protocols(wildcards.protocol, branches).items()
     ]
 
 

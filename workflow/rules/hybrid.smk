@@ -17,8 +17,8 @@ rule align:
     output:
         "results/hybrid/{dataset}/{protocol}/aligned/{split}.parquet",
     params:
-        branches=BRANCHES,
-        protocols=lambda w: branch_protocols(w.protocol),
+        branches=run_branches,
+        protocols=lambda w: branch_protocols(w.protocol, run_branches(w)),
         code=script_code("hybrid_align"),
         upstream=upstream("align"),
     log:
@@ -34,15 +34,27 @@ rule align:
         "../scripts/hybrid_align.py"
 
 
+# a variant that fuses other branches has its own aligned lists, features and SHAP summary
+use rule align as variant_align with:
+    output:
+        "results/hybrid/{dataset}/{protocol}/variants/{variant}/aligned/{split}.parquet",
+    log:
+        "logs/hybrid/{dataset}/{protocol}/variants/{variant}/align_{split}.log",
+    benchmark:
+        "benchmarks/out/hybrid/{dataset}/{protocol}/variants/{variant}/align_{split}.tsv"
+    wildcard_constraints:
+        variant=one_of(VARIANTS_WITH_BRANCHES),
+
+
 rule features:
     input:
-        aligned="results/hybrid/{dataset}/{protocol}/aligned/{split}.parquet",
+        aligned=lambda w: f"{lists_folder(w)}/aligned/{w.split}.parquet",
         split="results/data/{dataset}/split/{split}.parquet",
         user_ids="results/data/{dataset}/user_ids.parquet",
     output:
         "results/hybrid/{dataset}/{protocol}/features/{split}.parquet",
     params:
-        branches=BRANCHES,
+        branches=run_branches,
         code=script_code("hybrid_features"),
         upstream=upstream("features"),
     log:
@@ -58,9 +70,20 @@ rule features:
         "../scripts/hybrid_features.py"
 
 
+use rule features as variant_features with:
+    output:
+        "results/hybrid/{dataset}/{protocol}/variants/{variant}/features/{split}.parquet",
+    log:
+        "logs/hybrid/{dataset}/{protocol}/variants/{variant}/features_{split}.log",
+    benchmark:
+        "benchmarks/out/hybrid/{dataset}/{protocol}/variants/{variant}/features_{split}.tsv"
+    wildcard_constraints:
+        variant=one_of(VARIANTS_WITH_BRANCHES),
+
+
 rule shap:
     input:
-        "results/hybrid/{dataset}/{protocol}/features/valid.parquet",
+        lambda w: f"{lists_folder(w)}/features/valid.parquet",
     output:
         summary="results/hybrid/{dataset}/{protocol}/shap.json",
         figure=report(
@@ -69,7 +92,7 @@ rule shap:
             category="Hybrid",
         ),
     params:
-        branches=BRANCHES,
+        branches=run_branches,
         balanced=config["hybrid"]["shap_balanced"],
         seed=config["seed"],
         code=script_code("hybrid_shap"),
@@ -87,10 +110,22 @@ rule shap:
         "../scripts/hybrid_shap.py"
 
 
+use rule shap as variant_shap with:
+    output:
+        summary="results/hybrid/{dataset}/{protocol}/variants/{variant}/shap.json",
+        figure="results/hybrid/{dataset}/{protocol}/variants/{variant}/fig4_shap.png",
+    log:
+        "logs/hybrid/{dataset}/{protocol}/variants/{variant}/shap.log",
+    benchmark:
+        "benchmarks/out/hybrid/{dataset}/{protocol}/variants/{variant}/shap.tsv"
+    wildcard_constraints:
+        variant=one_of(VARIANTS_WITH_BRANCHES),
+
+
 rule gate_search_shard:
     input:
-        aligned="results/hybrid/{dataset}/{protocol}/aligned/valid.parquet",
-        features="results/hybrid/{dataset}/{protocol}/features/valid.parquet",
+        aligned=lambda w: f"{lists_folder(w)}/aligned/valid.parquet",
+        features=lambda w: f"{lists_folder(w)}/features/valid.parquet",
         shap=shap_summary,
     output:
         table="results/hybrid/{dataset}/{protocol}/search/shard{shard}.parquet",
@@ -100,7 +135,7 @@ rule gate_search_shard:
             selection=SELECTION_RULES,
         ),
     params:
-        branches=BRANCHES,
+        branches=run_branches,
         trials=config["gate_search"]["trials"],
         shards=config["gate_search"]["shards"],
         seed=config["seed"],
@@ -197,9 +232,9 @@ use rule gate_search_gather as variant_gate_search_gather with:
 
 rule fusion:
     input:
-        aligned_valid="results/hybrid/{dataset}/{protocol}/aligned/valid.parquet",
-        aligned_test="results/hybrid/{dataset}/{protocol}/aligned/test.parquet",
-        features_test="results/hybrid/{dataset}/{protocol}/features/test.parquet",
+        aligned_valid=lambda w: f"{lists_folder(w)}/aligned/valid.parquet",
+        aligned_test=lambda w: f"{lists_folder(w)}/aligned/test.parquet",
+        features_test=lambda w: f"{lists_folder(w)}/features/test.parquet",
         gate=lambda w: f"{run_folder(w)}/search/gate.pt",
         other_gates=other_rule_gates,
     output:
@@ -212,7 +247,7 @@ rule fusion:
             category="Hybrid",
         ),
     params:
-        branches=BRANCHES,
+        branches=run_branches,
         fusion_seeds=config["hybrid"]["fusion_seeds"],
         bootstrap_resamples=config["hybrid"]["bootstrap_resamples"],
         seed=config["seed"],

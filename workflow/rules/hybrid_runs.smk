@@ -3,6 +3,8 @@
 from hybridrec.hybrid.search import MLP, SELECTIONS
 
 HYBRID_VARIANTS = config["hybrid"]["variants"]
+# the variants that fuse other branches (their own aligned lists, features and SHAP summary)
+VARIANTS_WITH_BRANCHES = [name for name, entry in HYBRID_VARIANTS.items() if "branches" in entry]
 SELECTION_RULES = list(SELECTIONS)
 
 
@@ -14,6 +16,25 @@ def hybrid_settings(wildcards):
     """The hybrid keys of one run: the config's, with its variant's overrides."""
     variant = wildcards.get("variant")
     return {**config["hybrid"], **(HYBRID_VARIANTS[variant] if variant else {})}
+
+
+def run_branches(wildcards):
+    """The branches one run fuses: hybrid.branches, or its variant's own."""
+    return hybrid_settings(wildcards)["branches"]
+
+
+def own_lists(wildcards):
+    """Whether a variant fuses other branches than the configured run (its own lists)."""
+    variant = wildcards.get("variant")
+    return bool(variant) and "branches" in HYBRID_VARIANTS[variant]
+
+
+def lists_folder(wildcards):
+    """Where one run's aligned lists, features and SHAP summary are: its variant's folder for
+    a variant with its own branches, else the protocol's."""
+    if own_lists(wildcards):
+        return run_folder(wildcards)
+    return f"results/hybrid/{wildcards.dataset}/{wildcards.protocol}"
 
 
 def run_folder(wildcards):
@@ -50,7 +71,7 @@ def shap_summary(wildcards):
     """The SHAP summary, for a search whose features are SHAP's top k (none otherwise)."""
     if hybrid_settings(wildcards)["features"] != "shap":
         return []
-    return f"results/hybrid/{wildcards.dataset}/{wildcards.protocol}/shap.json"
+    return f"{lists_folder(wildcards)}/shap.json"
 
 
 def search_shard_files(suffix):
@@ -76,8 +97,9 @@ def other_rule_gates(wildcards):
 
 def variant_runs_of_hybrid():
     """(dataset, protocol, variant) of the default runs (variant `default`) and every
-    variant's, in report order."""
-    return [(d, p, v) for d, p in HYBRID_RUNS for v in ["default", *HYBRID_VARIANTS]]
+    variant's under its protocols, in report order."""
+    return [(d, p, v) for d, p in HYBRID_RUNS for v in ["default", *HYBRID_VARIANTS]
+            if v == "default" or p in HYBRID_VARIANTS[v].get("protocols", HYBRID_PROTOCOLS)]
 
 
 def variant_evaluations(wildcards):
