@@ -7,6 +7,7 @@ scratch copy of the workflow, so the repository's own results/ is never touched.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -430,3 +431,21 @@ def test_every_model_and_a_three_branch_hybrid_run_on_demo(demo_run, tmp_path):
     for branch in ("linrec", "fmlp"):  # never retrained for the third branch
         assert (workdir / f"results/models/demo/{branch}/model.pt").read_bytes() == \
             (demo_run / f"results/models/demo/{branch}/model.pt").read_bytes()
+
+
+def test_a_touched_input_with_the_same_content_reruns_nothing(tmp_path):
+    """The workflow profile's checksum limit covers raw datasets over Snakemake's 1 MB default:
+    a fresh copy of ../shared (new modification times, same bytes) retrains nothing, and a
+    changed file still reruns its readers."""
+    (tmp_path / "Snakefile").write_text(
+        'rule copy:\n    input: "raw.txt"\n    output: "out.txt"\n'
+        '    shell: "cp {input} {output}"\n')
+    raw = tmp_path / "raw.txt"
+    raw.write_bytes(np.random.default_rng(0).bytes(2_000_000))  # over Snakemake's 1 MB default
+    profile = ("--workflow-profile", str(REPO / "profiles/default"), "--cores", "1")
+    assert snakemake(tmp_path, *profile).returncode == 0
+    later = (tmp_path / "out.txt").stat().st_mtime + 60
+    os.utime(raw, (later, later))
+    assert "Nothing to be done" in snakemake(tmp_path, "-n", *profile).stdout
+    raw.write_bytes(raw.read_bytes()[:-1] + b"x")
+    assert "updated input files" in snakemake(tmp_path, "-n", *profile).stdout
