@@ -84,10 +84,18 @@ def test_the_gate_another_rule_picked_is_fused_beside_the_hybrid() -> None:
     # the other gate (alpha 1, no noise) is LinRec's list, the same for every seed
     assert rows.loc["hybrid (mrr)", "mrr@10"] == pytest.approx(rows.loc["linrec", "mrr@10"])
     assert rows.loc["hybrid (mrr)", "mrr@10_std"] == 0.0 < rows.loc[HYBRID, "mrr@10_std"]
-    # the bootstrap and the per-user values remain the selected gate's
+    # every method but the branches gets its interval against the better branch; the selected
+    # gate's is the same with or without the others (the same resamples)
+    intervals = result.bootstrap.set_index(["method", "metric"])
+    assert set(intervals.index.get_level_values("method")) == {HYBRID, "hybrid (mrr)", "oracle"}
+    better = rows.loc[["linrec", "fmlp"], "mrr@10"].max()
+    assert intervals.loc[("oracle", "mrr@10"), "difference"] == pytest.approx(
+        rows.loc["oracle", "mrr@10"] - better)
+    assert intervals.loc[("oracle", "mrr@10"), "low"] >= 0.0  # the oracle never loses a user
     alone = evaluate_hybrid(_constant_gate(0.0), features, lists, target, ["linrec", "fmlp"],
                             noise_range=0.1, fusion_seeds=[0, 1, 2], n_resamples=200)
-    pd.testing.assert_frame_equal(result.bootstrap, alone.bootstrap)
+    selected = result.bootstrap[result.bootstrap["method"] == HYBRID].reset_index(drop=True)
+    pd.testing.assert_frame_equal(selected, alone.bootstrap)
 
 
 def test_alpha_distribution_summarises_alpha_and_its_trend_with_length() -> None:

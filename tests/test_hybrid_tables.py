@@ -8,6 +8,7 @@ import pytest
 from hybridrec.reporting.paper import TABLE5, TABLE6
 from hybridrec.reporting.tables import (
     gate_settings_table,
+    hybrid_extended_table,
     hybrid_table,
     hybrid_variants_table,
     lists_protocol,
@@ -98,8 +99,9 @@ def _gated(gate: str, settings: dict, alpha_mean: float, mrr_diff: float) -> dic
                           "noise": 0.05, "held_out": {"mrr@10": 0.4, "val_loss": 0.6}}
     evaluation["alpha"] = {"mean": alpha_mean, "max": 0.5, "q05": 0.01, "q50": 0.1,
                            "q95": 0.4, "spearman_length": -0.3}
-    evaluation["bootstrap"] = [{"metric": m, "baseline": "fmlp", "difference": mrr_diff,
-                                "low": mrr_diff - 0.01, "high": mrr_diff + 0.01}
+    evaluation["bootstrap"] = [{"method": method, "metric": m, "baseline": "fmlp",
+                                "difference": diff, "low": diff - 0.01, "high": diff + 0.01}
+                               for method, diff in (("hybrid", mrr_diff), ("oracle", 0.2))
                                for m in ("mrr@10", "ndcg@10")]
     return evaluation
 
@@ -138,3 +140,13 @@ def test_the_variants_table_puts_each_variant_beside_the_default() -> None:
     assert table["mrr10_vs"].tolist() == ["fmlp", "fmlp"]
     assert table["mrr10_diff"].tolist() == [-0.02, 0.01]
     assert table["ndcg10_diff_low"].tolist() == pytest.approx([-0.03, 0.0])
+
+
+def test_the_extended_table_puts_an_interval_beside_every_method_but_the_branches() -> None:
+    mlp = {"lr": 0.01, "hidden": 16, "epochs": 25, "pos_weight": 0.3}
+    table = hybrid_extended_table({("demo", "full"): _gated("mlp", mlp, 0.1, -0.02)})
+    rows = table.set_index("method")
+    assert list(rows.index) == ["linrec", "fmlp", "hybrid", "oracle"]
+    assert rows["mrr10_diff"].tolist()[2:] == [-0.02, 0.2]  # each method's own interval
+    assert rows.loc[["linrec", "fmlp"], "mrr10_diff"].isna().all()
+    assert rows.loc["oracle", "ndcg10_diff_high"] == pytest.approx(0.21)

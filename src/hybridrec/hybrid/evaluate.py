@@ -4,9 +4,10 @@ Every test user counts, including those no branch hits. Metrics come from the ta
 in a top-10 list (:mod:`hybridrec.hybrid.list_metrics`), for the single branches, the hybrid,
 other gates (the trial another selection rule picked) and any baseline lists alike. A gate's
 lists are fused once per fusion seed; its table row is the mean over seeds (with their standard
-deviation). The hybrid's per-user values, averaged over seeds, feed a paired bootstrap against
-the better single branch: users are resampled with replacement, the same resamples for every
-metric, and the interval is the percentile interval of the mean difference.
+deviation). Every method that is not a single branch (the hybrid, the other gates, each baseline;
+a gate's per-user values averaged over seeds) gets a paired bootstrap against the better single
+branch of each metric: users are resampled with replacement, the same resamples for every
+method and metric, and the interval is the percentile interval of the mean difference.
 """
 
 from __future__ import annotations
@@ -37,7 +38,8 @@ class HybridEvaluation:
 
     methods: pd.DataFrame  # method, mrr@10, ndcg@10, hr@10, *_std (hybrid only), users
     per_seed: pd.DataFrame  # fusion seed, mrr@10, ndcg@10, hr@10
-    bootstrap: pd.DataFrame  # metric, baseline, difference, low, high, resamples, confidence
+    bootstrap: pd.DataFrame  # method, metric, baseline, difference, low, high, resamples,
+    #                          confidence: every method but the single branches
     weights: np.ndarray  # (U, B) the gate's branch weights per test user
     per_user: dict[str, np.ndarray]  # the hybrid's per-user metrics, averaged over seeds
 
@@ -87,17 +89,17 @@ def evaluate_hybrid(gate: GateModel, features: pd.DataFrame, lists: np.ndarray,
         methods[f"{k}_std"] = methods["method"].map(spread).fillna(0.0)
     methods["users"] = len(target)
 
-    comparisons = []
-    for k in KEYS[:2]:  # mrr@10, ndcg@10
-        baseline = max(singles, key=lambda name: singles[name][k].mean())
-        comparisons.append((k, baseline, hybrid[k] - singles[baseline][k]))
-    low_high = paired_bootstrap([diff for _, _, diff in comparisons], n_resamples, confidence,
+    better = {k: max(singles, key=lambda name: singles[name][k].mean())
+              for k in KEYS[:2]}  # mrr@10, ndcg@10
+    comparisons = [(name, k, better[k], values[k] - singles[better[k]][k])
+                   for name, values in {**fused, **others}.items() for k in better]
+    low_high = paired_bootstrap([diff for *_, diff in comparisons], n_resamples, confidence,
                                 seed)
     bootstrap = pd.DataFrame([
-        {"metric": k, "baseline": baseline, "difference": float(diff.mean()),
+        {"method": name, "metric": k, "baseline": baseline, "difference": float(diff.mean()),
          "low": float(low), "high": float(high), "resamples": n_resamples,
          "confidence": confidence}
-        for (k, baseline, diff), (low, high) in zip(comparisons, low_high, strict=True)])
+        for (name, k, baseline, diff), (low, high) in zip(comparisons, low_high, strict=True)])
     return HybridEvaluation(methods, per_seed, bootstrap, weights, hybrid)
 
 

@@ -142,24 +142,17 @@ def hybrid_table(evaluations: HybridRuns, paper_names: Mapping[str, str | None])
 
 
 def hybrid_extended_table(evaluations: HybridRuns) -> pd.DataFrame:
-    """Table V extended: every method incl. baselines, and the bootstrap interval per metric."""
+    """Table V extended: every method incl. baselines, and for each but the single branches its
+    difference to the better branch with the paired bootstrap interval, per metric."""
     rows = []
     for (dataset, protocol), evaluation in evaluations.items():
-        intervals = {b["metric"]: b for b in evaluation["bootstrap"]}
         for method in evaluation["methods"]:
             row = {"dataset": dataset, "protocol": protocol, "method": method["method"],
                    "lists": lists_protocol(method["method"], evaluation),
                    "mrr10": method["mrr@10"], "ndcg10": method["ndcg@10"],
                    "hr10": method["hr@10"], "mrr10_std": method["mrr@10_std"],
                    "ndcg10_std": method["ndcg@10_std"], "users": method["users"]}
-            if method["method"] == "hybrid":
-                for key, name in (("mrr@10", "mrr10"), ("ndcg@10", "ndcg10")):
-                    interval = intervals[key]
-                    row[f"{name}_vs"] = interval["baseline"]
-                    row[f"{name}_diff"] = interval["difference"]
-                    row[f"{name}_diff_low"] = interval["low"]
-                    row[f"{name}_diff_high"] = interval["high"]
-            rows.append(row)
+            rows.append(row | _intervals(evaluation, method["method"]))
     return pd.DataFrame(rows)
 
 
@@ -246,12 +239,21 @@ def hybrid_variants_table(evaluations: Mapping[tuple[str, str, str], dict],
                "gate": evaluation["gate"]["gate"], "selection": evaluation["gate"]["selection"],
                "alpha_mean": evaluation["alpha"]["mean"], "alpha_max": evaluation["alpha"]["max"],
                "mrr10": hybrid["mrr@10"], "ndcg10": hybrid["ndcg@10"]}
-        for interval in evaluation["bootstrap"]:
+        rows.append(row | _intervals(evaluation, "hybrid"))
+    return pd.DataFrame(rows)
+
+
+def _intervals(evaluation: dict, method: str) -> dict[str, object]:
+    """``method``'s difference to the better branch and its bootstrap interval, per metric
+    (``mrr10_vs``, ``mrr10_diff``, ``mrr10_diff_low``, ``mrr10_diff_high``, ...); none for a
+    single branch."""
+    row: dict[str, object] = {}
+    for interval in evaluation["bootstrap"]:
+        if interval["method"] == method:
             name = interval["metric"].replace("@", "")
             row |= {f"{name}_vs": interval["baseline"], f"{name}_diff": interval["difference"],
                     f"{name}_diff_low": interval["low"], f"{name}_diff_high": interval["high"]}
-        rows.append(row)
-    return pd.DataFrame(rows)
+    return row
 
 
 def _branch_names(evaluation: dict) -> list[str]:
