@@ -43,7 +43,8 @@ def merge(base: dict, extra: dict) -> None:
                                    ("config.yaml", "real.yaml"),
                                    ("config.yaml", "real.yaml", "ablation.yaml"),
                                    ("config.yaml", "real.yaml", "real-sports-yelp.yaml"),
-                                   ("config.yaml", "real.yaml", "paper-gaps.yaml")])
+                                   ("config.yaml", "real.yaml", "paper-gaps.yaml"),
+                                   ("config.yaml", "real.yaml", "published.yaml")])
 def test_shipped_configs_are_valid(files):
     config = load(*files)
     validate(config, schema=SCHEMA)

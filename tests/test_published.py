@@ -1,0 +1,59 @@
+"""The published bundles in docs/results: their weights are there, match their records, and
+reproduce their metrics without training."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import shared_file
+from workflow_helpers import REPO, copy_workflow, snakemake
+
+from hybridrec.io import file_checksum
+from hybridrec.models.files import read_model
+
+pytestmark = pytest.mark.integration
+
+BUNDLES = sorted(p.parent for p in (REPO / "docs" / "results").glob("*/provenance.json"))
+
+
+@pytest.mark.parametrize("bundle", BUNDLES, ids=[b.name for b in BUNDLES])
+def test_every_bundle_carries_its_models_weights_with_their_sha256(bundle: Path) -> None:
+    record = json.loads((bundle / "provenance.json").read_text())
+    assert set(record["weights"]) == set(record["training"]), "a model without weights"
+    for name, weights in record["weights"].items():
+        assert file_checksum(bundle / weights["file"]) == f"sha256:{weights['sha256']}", name
+        assert file_checksum(bundle / weights["history"]) == \
+            f"sha256:{weights['history_sha256']}", name
+        saved = read_model(bundle / weights["file"])
+        assert {k: s.epoch for k, s in saved.selections.items()} == weights["selected_epochs"]
+    size = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
+    # about 20 MB, so a clone stays light; each model.pt holds one state per protocol it was
+    # selected under (three), so Beauty's two branches take 21 MB of it
+    assert size < 24 * 2**20, f"{bundle}: {size / 2**20:.1f} MiB"
+
+
+def test_ml_100k_from_its_published_weights_gives_the_published_metrics(tmp_path: Path) -> None:
+    """The README's command in a fresh clone (config/real.yaml, config/published.yaml and
+    datasets.ml-100k.weights_from): no training job, and each model's metrics file equal to the
+    bundle's."""
+    raw = shared_file("ml-100k/u.data")
+    bundle = REPO / "docs" / "results" / "ml-100k"
+    models = sorted(json.loads((bundle / "provenance.json").read_text())["weights"])
+    workdir = copy_workflow(tmp_path / "clone")
+    (tmp_path / "shared").symlink_to(raw.parents[2])  # ../shared beside the clone, as in CI
+    (workdir / "from-bundle.yaml").write_text(
+        f"run: {{datasets: [ml-100k]}}\ndatasets: {{ml-100k: {{weights_from: {bundle}}}}}\n")
+    targets = [f"results/metrics/ml-100k/{m}.json" for m in models]
+    result = snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/real.yaml",
+                       "config/published.yaml", "from-bundle.yaml", timeout=1200)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    ran = {line.split()[1].rstrip(":") for line in (result.stdout + result.stderr).splitlines()
+           if line.strip().startswith(("rule ", "localrule "))}
+    assert "train" not in ran and "import_weights" in ran, ran
+    for model in models:
+        ours = json.loads((workdir / f"results/metrics/ml-100k/{model}.json").read_text())
+        theirs = json.loads((bundle / f"metrics/{model}.json").read_text())
+        assert ours["splits"] == theirs["splits"], model
+        assert ours["training"] == theirs["training"], model
