@@ -1,5 +1,5 @@
 """Why the hybrid paper's Beauty hybrid lands above its FMLP-Rec in Table V and ours does not:
-the experiments E1-E7 of ../shared/research/hybrid-fidelity.md (section 2), on a finished run.
+the experiments E1-E8 of ../shared/research/hybrid-fidelity.md (section 2), on a finished run.
 
     python experiments/table5_gap.py --run . --dataset beauty-fmlp --protocol paper \
         --out docs/results/experiments/beauty-fmlp.md
@@ -275,7 +275,7 @@ def report(dataset: str, results: dict[str, Any]) -> str:
     def pair(values: Sequence[float | None]) -> str:
         return " / ".join("-" if v is None else f"{v:.4f}" for v in values)
 
-    e1, lines = results["E1"], [f"# The Table V gap on {dataset}: experiments E1-E7\n",
+    e1, lines = results["E1"], [f"# The Table V gap on {dataset}: experiments E1-E8\n",
                                 f"Paper's hybrid (MRR@10 / NDCG@10): {pair(hp)}; its FMLP-Rec: "
                                 f"{pair(paper.get('fmlp', (None, None)))}.\n",
                                 "| experiment | what | MRR@10 / NDCG@10 (or as named) |",
