@@ -192,7 +192,7 @@ def test_a_variant_reruns_only_its_search_and_fusion_and_joins_the_variants_tabl
                                                                                   tmp_path):
     import shutil
 
-    from workflow_helpers import DEMO, snakemake
+    from workflow_helpers import DEMO, ran_rules, snakemake
 
     workdir = tmp_path / "run"
     shutil.copytree(demo_run, workdir, symlinks=True)  # copy2 keeps the mtimes Snakemake reads
@@ -202,8 +202,7 @@ def test_a_variant_reruns_only_its_search_and_fusion_and_joins_the_variants_tabl
     table = "results/tables/hybrid_variants.csv"
     dry = snakemake(workdir, table, "-n", "--cores", "2", *DEMO, "variants.yaml")
     assert dry.returncode == 0, dry.stderr[-3000:]
-    ran = {line.strip().split()[1].rstrip(":") for line in dry.stdout.splitlines()
-           if line.strip().startswith(("rule ", "localrule ")) and line.strip().endswith(":")}
+    ran = set(ran_rules(dry))
     assert ran == {"variant_gate_search_shard", "variant_gate_search_gather", "variant_fusion",
                    "hybrid_variants_table"}, ran
     result = snakemake(workdir, table, "--cores", "2", *DEMO, "variants.yaml")
@@ -236,7 +235,7 @@ def test_a_variant_with_its_own_branches_aligns_its_own_lists_under_its_protocol
     its own order) and runs only under its protocols; the configured run's lists stay."""
     import shutil
 
-    from workflow_helpers import DEMO, snakemake
+    from workflow_helpers import DEMO, ran_rules, snakemake
 
     from hybridrec.hybrid.gate_file import load_gate
 
@@ -247,8 +246,7 @@ def test_a_variant_with_its_own_branches_aligns_its_own_lists_under_its_protocol
     table = "results/tables/hybrid_variants.csv"
     dry = snakemake(workdir, table, "-n", "--cores", "2", *DEMO, "variants.yaml")
     assert dry.returncode == 0, dry.stderr[-3000:]
-    ran = {line.strip().split()[1].rstrip(":") for line in dry.stdout.splitlines()
-           if line.strip().startswith(("rule ", "localrule ")) and line.strip().endswith(":")}
+    ran = set(ran_rules(dry))
     assert ran == {"variant_align", "variant_features", "variant_gate_search_shard",
                    "variant_gate_search_gather", "variant_fusion", "hybrid_variants_table"}, ran
     result = snakemake(workdir, table, "--cores", "2", *DEMO, "variants.yaml")

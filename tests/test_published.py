@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import shared_file
-from workflow_helpers import REPO, copy_workflow, snakemake
+from workflow_helpers import REPO, copy_workflow, ran_rules, snakemake
 
 from hybridrec.io import file_checksum
 from hybridrec.models.files import read_model
@@ -49,8 +49,7 @@ def test_ml_100k_from_its_published_weights_gives_the_published_metrics(tmp_path
     result = snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/real.yaml",
                        "config/published.yaml", "from-bundle.yaml", timeout=1200)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-    ran = {line.split()[1].rstrip(":") for line in (result.stdout + result.stderr).splitlines()
-           if line.strip().startswith(("rule ", "localrule "))}
+    ran = set(ran_rules(result))
     assert "train" not in ran and "import_weights" in ran, ran
     for model in models:
         ours = json.loads((workdir / f"results/metrics/ml-100k/{model}.json").read_text())

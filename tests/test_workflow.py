@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from workflow_helpers import DEMO, REPO, copy_workflow, snakemake
+from workflow_helpers import DEMO, REPO, copy_workflow, job_rule, ran_rules, snakemake
 
 from hybridrec.codehash import code_hash
 from hybridrec.evaluation.metrics import per_user_metrics
@@ -186,8 +186,8 @@ def dry_run_jobs(workdir, *configfiles: str, env: dict[str, str] | None = None
     jobs: list[list[str]] = []
     for line in result.stdout.splitlines():
         stripped = line.strip()
-        if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
-            jobs.append([stripped.split()[1].rstrip(":"), ""])
+        if (rule := job_rule(line)) is not None:
+            jobs.append([rule, ""])
         elif jobs and stripped.startswith("wildcards:"):
             jobs[-1][1] = stripped.removeprefix("wildcards:").strip()
     return [(rule, wildcards) for rule, wildcards in jobs]
@@ -292,8 +292,7 @@ def test_the_results_bundle_is_written_from_the_finished_run_alone(demo_run, tmp
     result = snakemake(workdir, "docs/results/demo", "--cores", "1", "--configfile",
                        "config/demo.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    ran = [line.split()[1].rstrip(":") for line in (result.stdout + result.stderr).splitlines()
-           if line.strip().startswith(("rule ", "localrule "))]
+    ran = ran_rules(result)
     assert ran == ["results_bundle"], ran  # nothing upstream was stale
     bundle = workdir / "docs/results/demo"
     record = json.loads((bundle / "provenance.json").read_text())
@@ -332,8 +331,7 @@ def test_a_run_from_a_bundle_s_weights_trains_nothing_and_reproduces_its_metrics
                "results/hybrid/demo/full/aligned/test.parquet"]
     result = snakemake(fresh, *targets, "--cores", "2", *DEMO, "from.yaml")
     assert result.returncode == 0, result.stderr[-3000:]
-    ran = {line.split()[1].rstrip(":") for line in (result.stdout + result.stderr).splitlines()
-           if line.strip().startswith(("rule ", "localrule "))}
+    ran = set(ran_rules(result))
     assert "import_weights" in ran and "train" not in ran, ran
     for name in ("linrec", "fmlp"):
         ours = json.loads((fresh / f"results/metrics/demo/{name}.json").read_text())
@@ -381,9 +379,7 @@ def test_a_deleted_intermediate_is_rebuilt_by_force_and_then_reruns_its_readers(
     # ... but --summary lists it, and --force rebuilds exactly that job
     summary = snakemake(workdir, "--summary", *DEMO).stdout
     assert any(line.startswith(deleted) and "\tmissing\t" in line for line in summary.splitlines())
-    forced = snakemake(workdir, "-n", "--force", deleted, *DEMO).stdout.splitlines()
-    assert [line.split()[-1] for line in forced
-            if line.startswith(("rule ", "localrule ")) and line.endswith(":")] == ["candidates:"]
+    assert ran_rules(snakemake(workdir, "-n", "--force", deleted, *DEMO)) == ["candidates"]
     # a LinRec change rebuilds it on the way (its job writes both splits, and training selects
     # under pop100 on the validation file) and schedules FMLP-Rec's jobs that read it; never
     # preprocessing or the other protocol's candidates

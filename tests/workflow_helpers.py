@@ -27,6 +27,20 @@ def snakemake(workdir: Path, *args: str, timeout: int = 1500,
                           env={**os.environ, **(env or {})})
 
 
+def job_rule(line: str) -> str | None:
+    """The rule a line of Snakemake's output opens a job of ("rule train:", "localrule all:")."""
+    stripped = line.strip()
+    if stripped.startswith(("rule ", "localrule ")) and stripped.endswith(":"):
+        return stripped.split()[1].rstrip(":")
+    return None
+
+
+def ran_rules(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """The rule of every job a snakemake call ran (with -n: would run), in the order it printed."""
+    return [rule for line in (result.stdout + result.stderr).splitlines()
+            if (rule := job_rule(line)) is not None]
+
+
 def copy_workflow(target: Path) -> Path:
     """The workflow's own files (no results) in ``target``, as a user's clone would have them."""
     target.mkdir(parents=True, exist_ok=True)
