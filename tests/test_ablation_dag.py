@@ -9,7 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 import torch
-from workflow_helpers import DEMO, REPO, copy_workflow, snakemake
+from workflow_helpers import DEMO, REPO, copy_workflow, dry_run_jobs, snakemake
 
 from hybridrec.codehash import code_hash
 from hybridrec.models.files import read_model
@@ -96,3 +96,16 @@ def test_the_ablation_table_lists_every_variant_over_its_seeds_beside_the_baseli
     retrained = _weights(models / "m2rec_no_fft.s1/model.pt")
     assert retrained.keys() == first.keys()
     assert all(torch.equal(retrained[key], first[key]) for key in first)
+
+
+def test_under_the_master_seed_a_variant_that_changes_nothing_reads_its_base_models_run(tmp_path):
+    """The one-seed ablation (ablations.seeds: [the master seed]) trains only the variants that
+    change something: m2rec_full is models.m2rec's own job, the same bits, so never trained."""
+    workdir = copy_workflow(tmp_path)
+    (workdir / "ablation.yaml").write_text(
+        ABLATION.replace("seeds: [1, 2]", "seeds: [42]").replace(
+            "m2rec_no_text: {model: m2rec, text: false}", "m2rec_full: {model: m2rec}"))
+    trained = {wildcards for rule, wildcards in dry_run_jobs(workdir, "ablation.yaml")
+               if rule == "train"}
+    assert trained == {"dataset=demo, model=m2rec", "dataset=demo, model=m2rec_no_fft.s42",
+                       "dataset=demo, model=linrec", "dataset=demo, model=fmlp"}

@@ -15,8 +15,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from test_workflow import dry_run_jobs
-from workflow_helpers import DEMO, snakemake
+from workflow_helpers import DEMO, dry_run_jobs, snakemake
 
 pytestmark = pytest.mark.integration
 

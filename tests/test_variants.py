@@ -15,7 +15,7 @@ from hybridrec.config import check_config
 from hybridrec.errors import ConfigError
 from hybridrec.reporting.ablation import ablation_markdown, ablation_table
 from hybridrec.training.settings import resolve_settings
-from hybridrec.variants import VariantRun, resolve_run, variant_runs
+from hybridrec.variants import VariantRun, resolve_run, results_run, variant_runs
 
 
 def with_ablations(**block) -> dict:
@@ -66,6 +66,21 @@ def test_an_override_equal_to_the_base_changes_nothing():
     plain = resolve_run(config, VariantRun("plain", "m2rec", 1), "demo")
     same = resolve_run(config, VariantRun("same", "m2rec", 1), "demo")
     assert plain == same == resolve_settings("m2rec", config["models"]["m2rec"], "demo")
+
+
+def test_a_run_that_changes_nothing_under_the_master_seed_is_the_base_models_own_run():
+    config = with_ablations(seeds=[1, 42], variants={
+        "plain": {"model": "m2rec", "lr": 0.001},  # the base's lr: no override
+        "short": {"model": "m2rec", "max_len": 30},
+        "long": {"model": "m2rec", "max_len": 200}})
+    assert config["seed"] == 42  # the master seed
+    plain, short, long = (VariantRun(name, "m2rec", 42) for name in ("plain", "short", "long"))
+    assert results_run(config, plain, "demo") == "m2rec"
+    assert results_run(config, VariantRun("plain", "m2rec", 1), "demo") == "plain.s1"
+    assert results_run(config, short, "demo") == "short.s42"
+    # per dataset: ml-1m's windows are 200 already (models.m2rec.per_dataset), so there it is
+    assert results_run(config, long, "demo") == "long.s42"
+    assert results_run(config, long, "ml-1m") == "m2rec"
 
 
 def test_without_the_block_nothing_is_added_to_the_config():

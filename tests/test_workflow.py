@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from workflow_helpers import DEMO, REPO, copy_workflow, job_rule, ran_rules, snakemake
+from workflow_helpers import DEMO, REPO, copy_workflow, dry_run_jobs, ran_rules, snakemake
 
 from hybridrec.codehash import code_hash
 from hybridrec.evaluation.metrics import per_user_metrics
@@ -176,21 +176,6 @@ def test_a_new_search_budget_reruns_only_the_search_and_what_follows(demo_run):
         assert f"rule {rule}:" in jobs
     for rule in ("preprocess", "train", "evaluate", "align", "features", "shap"):
         assert f"rule {rule}:" not in jobs
-
-
-def dry_run_jobs(workdir, *configfiles: str, env: dict[str, str] | None = None
-                 ) -> list[tuple[str, str]]:
-    """(rule, wildcards) of every job a dry run with these config files would execute."""
-    result = snakemake(workdir, "-n", "--configfile", "config/demo.yaml", *configfiles, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    jobs: list[list[str]] = []
-    for line in result.stdout.splitlines():
-        stripped = line.strip()
-        if (rule := job_rule(line)) is not None:
-            jobs.append([rule, ""])
-        elif jobs and stripped.startswith("wildcards:"):
-            jobs[-1][1] = stripped.removeprefix("wildcards:").strip()
-    return [(rule, wildcards) for rule, wildcards in jobs]
 
 
 def test_a_new_learning_rate_retrains_that_model_only(demo_run):

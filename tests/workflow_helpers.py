@@ -41,6 +41,21 @@ def ran_rules(result: subprocess.CompletedProcess[str]) -> list[str]:
             if (rule := job_rule(line)) is not None]
 
 
+def dry_run_jobs(workdir, *configfiles: str, env: dict[str, str] | None = None
+                 ) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run with these config files would execute."""
+    result = snakemake(workdir, "-n", "--configfile", "config/demo.yaml", *configfiles, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    jobs: list[list[str]] = []
+    for line in result.stdout.splitlines():
+        stripped = line.strip()
+        if (rule := job_rule(line)) is not None:
+            jobs.append([rule, ""])
+        elif jobs and stripped.startswith("wildcards:"):
+            jobs[-1][1] = stripped.removeprefix("wildcards:").strip()
+    return [(rule, wildcards) for rule, wildcards in jobs]
+
+
 def copy_workflow(target: Path) -> Path:
     """The workflow's own files (no results) in ``target``, as a user's clone would have them."""
     target.mkdir(parents=True, exist_ok=True)

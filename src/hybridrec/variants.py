@@ -23,6 +23,11 @@ variant is the last layer of the model's settings (:mod:`hybridrec.training.sett
 named ``ablations.variants.<variant>.<key>`` in errors. An override equal to the base model's
 value (its configured one, else its default) is dropped, so it changes nothing: the run's
 settings are exactly those of a variant without it.
+
+A run that changes nothing on a dataset and trains under the master seed is the base model's own
+training job (same settings, seed and code: the same bits on CPU), so its results are read from
+the base model's run and it is never trained twice (:func:`results_run`): the one-seed ablation
+under the master seed trains only the variants that change something.
 """
 
 from __future__ import annotations
@@ -89,6 +94,15 @@ def resolve_run(config: Mapping[str, Any], run: VariantRun, dataset: str) -> Mod
     """The run's settings on ``dataset``: the base model's (with its per_dataset overrides),
     then the variant's overrides that differ from them. Named after the base model."""
     return _resolve_variant(config, run.variant, run.model, dataset).settings
+
+
+def results_run(config: Mapping[str, Any], run: VariantRun, dataset: str) -> str:
+    """The ``{model}`` value whose results are ``run``'s on ``dataset``: the base model's own run
+    when the run trains under the master seed and its variant changes nothing there, else the
+    run itself."""
+    unchanged = not effective_overrides(run.model, config["models"][run.model],
+                                        overrides(config, run.variant), dataset)
+    return run.model if unchanged and run.seed == config["seed"] else run.name
 
 
 def _resolve_variant(config: Mapping[str, Any], variant: str, model: str,

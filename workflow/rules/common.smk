@@ -289,8 +289,9 @@ def ablations():
 
 def ablation_rows(wildcards):
     """The ablation table's rows: each variant (its runs, one per seed, and the overrides that
-    change its base model on this dataset), then each baseline (its own single run)."""
-    from hybridrec.variants import effective_overrides, overrides
+    change its base model on this dataset), then each baseline (its own single run). A run that
+    changes nothing under the master seed is read from the base model's run (results_run)."""
+    from hybridrec.variants import effective_overrides, overrides, results_run
 
     block = ablations()
     rows = []
@@ -300,7 +301,8 @@ def ablation_rows(wildcards):
                                       overrides(config, variant), wildcards.dataset)
         runs = [run for run in VARIANT_RUNS.values() if run.variant == variant]
         rows.append({"name": variant, "model": model, "overrides": changed,
-                     "seeds": [run.seed for run in runs], "runs": [run.name for run in runs]})
+                     "seeds": [run.seed for run in runs],
+                     "runs": [results_run(config, run, wildcards.dataset) for run in runs]})
     rows += [{"name": model, "model": model, "overrides": {}, "seeds": [config["seed"]],
               "runs": [model]} for model in block["baselines"]]
     return rows

@@ -1,7 +1,8 @@
 """The ablation table: each variant's test metrics as mean and spread over its seeds.
 
 One row per (protocol, variant or baseline), from the metrics files of its runs (a variant:
-one run per seed, ``<variant>.s<seed>``; a baseline: the declared model's own run). The spread is
+one run per seed, ``<variant>.s<seed>``, or the base model's own run for a seed where the variant
+is that run; a baseline: the declared model's own run). The spread is
 the sample standard deviation (``ddof = 1``; empty for a single run) with ``n`` the runs.
 """
 
