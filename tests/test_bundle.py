@@ -183,3 +183,17 @@ def test_a_committed_bundle_is_replaced_only_with_its_own_settings_or_on_purpose
         check_bundle_target("demo", other, bundle, environ={})
     assert REPUBLISH in str(error.value)
     check_bundle_target("demo", other, bundle, environ={REPUBLISH: str(bundle)})
+
+
+def test_a_bundle_records_its_datasets_models_so_a_model_run_elsewhere_leaves_it_alone(
+        tmp_path: Path) -> None:
+    """datasets.<name>.models: a model the run adds on another dataset only is no change to this
+    dataset's bundle; adding it here is, and names run.models."""
+    bundle = write_bundle_with_weights(tmp_path, config())
+    wider = config(run={"datasets": ["demo"], "models": ["linrec", "sasrec"]},
+                   datasets={"demo": {**DATASET, "models": ["linrec"]}},
+                   models={"linrec": dict(MODEL_ENTRY), "sasrec": dict(MODEL_ENTRY)})
+    check_bundle_target("demo", wider, bundle, environ={})
+    wider["datasets"]["demo"]["models"] = None  # every run model, sasrec included
+    with pytest.raises(ConfigError, match=r"Differing: .*run\.models"):
+        check_bundle_target("demo", wider, bundle, environ={})

@@ -104,6 +104,11 @@ def check_config(config: Mapping[str, Any]) -> None:
     for name, entry in models.items():
         for dataset in entry.get("per_dataset", {}):
             _check_declared(f"models.{name}.per_dataset.{dataset}", dataset, datasets, "dataset")
+    for name, ds in datasets.items():
+        for i, model in enumerate(ds.get("models") or []):
+            if model not in selected:
+                raise ConfigError(f"datasets.{name}.models[{i}]: {model!r} is not in run.models "
+                                  f"{selected}; a dataset runs some of the run's models")
     _check_branches(config)
     ablation_models = _check_ablations(config)
     from hybridrec.training.settings import check_model_settings  # imports torch: only here
@@ -117,6 +122,13 @@ def check_config(config: Mapping[str, Any]) -> None:
     for name in config["run"]["datasets"]:
         if datasets[name]["format"] == "demo":
             _check_demo_candidates(config, name)
+
+
+def dataset_models(config: Mapping[str, Any], dataset: str) -> list[str]:
+    """The run's models on ``dataset``: ``datasets.<dataset>.models`` in run.models' order, or
+    all of run.models."""
+    chosen = config["datasets"][dataset].get("models")
+    return [model for model in config["run"]["models"] if chosen is None or model in chosen]
 
 
 def _check_declared(key: str, name: str, declared: Collection[str], kind: str) -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 from snakemake.utils import validate
 
 from hybridrec.codehash import code_hash
-from hybridrec.config import check_config, normalise_numbers
+from hybridrec.config import check_config, dataset_models, normalise_numbers
 from hybridrec.jobs.bundle import check_weights_from
 from hybridrec.protocols import HYBRID_PROTOCOLS as HYBRID_PROTOCOL_NAMES
 from hybridrec.protocols import PAPER, PAPER_PROTOCOLS, SAMPLED_PROTOCOLS
@@ -32,6 +32,13 @@ wildcard_constraints:
 
 DATASETS = config["run"]["datasets"]
 MODELS = config["run"]["models"]
+
+
+def models_of(dataset):
+    """The run's models on ``dataset``: datasets.<name>.models, else run.models (an undeclared
+    dataset, which the bundle rule refuses by name, has run.models)."""
+    return dataset_models(config, dataset) if dataset in config["datasets"] else MODELS
+
 EVAL_SPLITS = ["valid", "test"]
 BRANCHES = config["hybrid"]["branches"]
 HYBRID_PROTOCOLS = config["hybrid"]["protocols"]
@@ -78,8 +85,9 @@ SELECTION_PROTOCOLS = list(
 # checked here, before any job (files, checksums and settings; hybridrec.jobs.bundle)
 WEIGHTS_FROM = {
     dataset: check_weights_from(
-        config, dataset, MODELS, SELECTION_PROTOCOLS,
-        {model: resolve_settings(model, config["models"][model], dataset) for model in MODELS},
+        config, dataset, models_of(dataset), SELECTION_PROTOCOLS,
+        {model: resolve_settings(model, config["models"][model], dataset)
+         for model in models_of(dataset)},
     )
     for dataset in DATASETS
     if config["datasets"][dataset].get("weights_from")
@@ -327,7 +335,7 @@ def bundle_figures(wildcards):
     """The figures a dataset's results bundle publishes: learning curves and the hybrid's."""
     return [
         *expand("results/figures/learning_curve_{dataset}_{model}.png",
-                dataset=wildcards.dataset, model=MODELS),
+                dataset=wildcards.dataset, model=models_of(wildcards.dataset)),
         *expand("results/figures/{figure}_{dataset}_{protocol}.png", dataset=wildcards.dataset,
                 figure=["fig4_shap", "fig6_alpha", "search_landscape"],
                 protocol=HYBRID_PROTOCOLS),
@@ -346,9 +354,6 @@ def all_targets():
         "results/tables/table1.csv",
         "results/tables/table2.csv",
         "results/tables/table3.csv",
-        *expand(
-            "results/figures/learning_curve_{dataset}_{model}.png",
-            dataset=DATASETS,
-            model=MODELS,
-        ),
+        *[f"results/figures/learning_curve_{dataset}_{model}.png"
+          for dataset in DATASETS for model in models_of(dataset)],
     ]

@@ -138,9 +138,8 @@ rule learning_curve:
 
 rule model_tables:
     input:
-        metrics=expand(
-            "results/metrics/{dataset}/{model}.json", dataset=DATASETS, model=MODELS
-        ),
+        metrics=[f"results/metrics/{dataset}/{model}.json"
+                 for dataset in DATASETS for model in models_of(dataset)],
     output:
         table1=report(
             "results/tables/table1.csv", caption="../report/table1.rst", category="Tables"

@@ -40,6 +40,7 @@ from typing import Any, cast
 
 import pandas as pd
 
+from hybridrec.config import dataset_models
 from hybridrec.errors import ConfigError
 from hybridrec.io import atomic_path, file_checksum, write_csv, write_json, write_text
 from hybridrec.models import MODELS
@@ -407,12 +408,15 @@ def check_bundle_target(dataset: str, config: Mapping[str, Any], bundle: str | P
 
 def _bundle_view(dataset: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings a dataset's bundle depends on, as flat key paths."""
-    view: dict[str, Any] = {"seed": config.get("seed"), "run.models": config["run"]["models"]}
+    models = (dataset_models(config, dataset) if dataset in config["datasets"]
+              else config["run"]["models"])
+    view: dict[str, Any] = {"seed": config.get("seed"), "run.models": models}
     for section in ("evaluation", "hybrid", "gate_search", "text", "training"):
         view.update(_flatten(config.get(section, {}), section))
-    entry = {k: v for k, v in config["datasets"].get(dataset, {}).items() if k != "weights_from"}
+    entry = {k: v for k, v in config["datasets"].get(dataset, {}).items()
+             if k not in ("weights_from", "models")}  # the dataset's models: run.models above
     view.update(_flatten(entry, f"datasets.{dataset}"))
-    for model in config["run"]["models"]:
+    for model in models:
         entry = dict(config["models"].get(model, {}))
         own = entry.pop("per_dataset", {}).get(dataset, {})  # other datasets' overrides: out
         view.update(_flatten(entry, f"models.{model}"))
