@@ -68,6 +68,8 @@ def test_shipped_configs_are_valid(files):
     (lambda c: c["run"].update(models=["linrec", "gru"]), "run.models"),
     (lambda c: c["datasets"]["demo"].update(models=["linrec", "sasrec"]),
      "datasets.demo.models[1]: 'sasrec' is not in run.models"),
+    (lambda c: c["hybrid"]["variants"].update(three={"datasets": ["ml-100k"]}),
+     "hybrid.variants.three.datasets[0]: 'ml-100k' is not in run.datasets"),
     (lambda c: c["datasets"]["ml-1m"].update(url=None), "datasets.ml-1m"),
     (lambda c: c["models"]["fmlp"].update(objective="causal"), "models.fmlp.objective"),
     (lambda c: (c["run"].update(models=["mamba4rec", "m2rec"]),

@@ -205,17 +205,21 @@ def test_adding_a_dataset_runs_only_that_datasets_chain(demo_run):
                                                      "all"}
 
 
-def test_a_dataset_trains_and_reports_only_its_own_models(demo_run):
-    """datasets.<name>.models: SASRec joins the run on demo alone; demo2 keeps to the hybrid's
-    branches, in run.models' order whatever its own list's."""
+def test_a_dataset_runs_only_its_own_models_and_a_variant_only_its_own_datasets(demo_run):
+    """datasets.<name>.models: SASRec joins the run on demo alone, and so does a three-branch
+    hybrid variant (hybrid.variants.<name>.datasets); demo2 keeps to the hybrid's branches."""
     (demo_run / "scoped.yaml").write_text(
         "run:\n  datasets: [demo, demo2]\n  models: [linrec, fmlp, sasrec]\n"
         "datasets:\n  demo2:\n    format: demo\n    demo: {users: 300, items: 400, seed: 11}\n"
-        "    models: [fmlp, linrec]\n")
+        "    models: [fmlp, linrec]\n"
+        "hybrid:\n  variants:\n"
+        "    three: {branches: [linrec, fmlp, sasrec], protocols: [full], datasets: [demo]}\n")
     jobs = dry_run_jobs(demo_run, "scoped.yaml")
     assert {wc for rule, wc in jobs if rule == "train"} == {
         "dataset=demo, model=sasrec", "dataset=demo2, model=linrec", "dataset=demo2, model=fmlp"}
     assert not [wc for _, wc in jobs if "dataset=demo2, model=sasrec" in wc], jobs
+    variant_runs = {wc.split(", ")[0] for rule, wc in jobs if rule == "variant_fusion"}
+    assert variant_runs == {"dataset=demo"}, jobs
 
 
 def _run_with_edited_package(demo_run, tmp_path, module: str, edit) -> tuple[Path, dict[str, str]]:

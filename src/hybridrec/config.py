@@ -115,7 +115,7 @@ def check_config(config: Mapping[str, Any]) -> None:
 
     check_model_settings(models, list(dict.fromkeys([*selected, *ablation_models])),
                          list(config["run"]["datasets"]))
-    _check_hybrid(config["hybrid"])
+    _check_hybrid(config["hybrid"], list(config["run"]["datasets"]))
     from hybridrec.variants import check_variants
 
     check_variants(config)
@@ -274,7 +274,7 @@ def _check_text_encoder(key: str, encoder: Mapping[str, Any]) -> None:
                               f"(kind is {kind!r})")
 
 
-def _check_hybrid(hybrid: Mapping[str, Any]) -> None:
+def _check_hybrid(hybrid: Mapping[str, Any], datasets: Sequence[str]) -> None:
     from hybridrec.protocols import PAPER, PAPER_PROTOCOLS
 
     if PAPER in hybrid["protocols"]:
@@ -294,6 +294,11 @@ def _check_hybrid(hybrid: Mapping[str, Any]) -> None:
                 raise ConfigError(f"{key}.protocols[{i}]: {protocol!r} is not among "
                                   f"hybrid.protocols {list(hybrid['protocols'])}; a variant "
                                   "runs beside the configured run of its protocol")
+        for i, dataset in enumerate(overrides.get("datasets", [])):
+            if dataset not in datasets:
+                raise ConfigError(f"{key}.datasets[{i}]: {dataset!r} is not in run.datasets "
+                                  f"{list(datasets)}; a variant runs on some of the run's "
+                                  "datasets")
         branches = overrides.get("branches", hybrid["branches"])
         unknown = [b for b in branches if b not in PAPER_PROTOCOLS]
         if "branches" in overrides and PAPER in protocols and unknown:
