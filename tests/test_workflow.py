@@ -167,6 +167,15 @@ def test_an_unchanged_rerun_has_nothing_to_do(demo_run):
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
+def test_naming_a_datasets_own_models_reruns_nothing_but_the_config_page(demo_run):
+    """datasets.<name>.models listing the run's models (in another order) changes no data, model
+    or table: preprocessing never reads it, and the tables key datasets by name."""
+    (demo_run / "named.yaml").write_text("datasets:\n  demo:\n    models: [fmlp, linrec]\n")
+    result = snakemake(demo_run, "-n", *DEMO, "named.yaml")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert set(ran_rules(result)) <= {"report_pages", "all"}, ran_rules(result)
+
+
 def test_a_new_search_budget_reruns_only_the_search_and_what_follows(demo_run):
     (demo_run / "budget.yaml").write_text("gate_search:\n  trials: 40\n")
     result = snakemake(demo_run, "-n", "--configfile", "config/demo.yaml", "budget.yaml")

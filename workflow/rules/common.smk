@@ -40,6 +40,9 @@ def models_of(dataset):
     return dataset_models(config, dataset) if dataset in config["datasets"] else MODELS
 
 EVAL_SPLITS = ["valid", "test"]
+# each declared dataset's paper name, by name: a config layer that mentions a dataset reorders
+# config["datasets"], which must rerun no table
+PAPER_NAMES = {name: config["datasets"][name].get("paper") for name in sorted(config["datasets"])}
 BRANCHES = config["hybrid"]["branches"]
 HYBRID_PROTOCOLS = config["hybrid"]["protocols"]
 
@@ -141,9 +144,9 @@ def dataset_config(wildcards):
 
 
 def interactions_config(wildcards):
-    """The dataset entry without its item text, which preprocessing never reads (so declaring
-    item text reruns nothing but embed_items)."""
-    return {k: v for k, v in dataset_config(wildcards).items() if k != "item_text"}
+    """The dataset entry without what preprocessing never reads: its item text (so declaring
+    item text reruns nothing but embed_items) and its models (datasets.<name>.models)."""
+    return {k: v for k, v in dataset_config(wildcards).items() if k not in ("item_text", "models")}
 
 
 def raw_input(wildcards):

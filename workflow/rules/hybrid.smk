@@ -304,7 +304,7 @@ rule hybrid_tables:
         ),
     params:
         runs=HYBRID_RUNS,
-        paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
+        paper_names=PAPER_NAMES,
         code=script_code("hybrid_tables"),
         upstream=upstream("hybrid_tables"),
     log:

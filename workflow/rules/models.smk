@@ -152,7 +152,7 @@ rule model_tables:
         ),
     params:
         protocol=config["evaluation"]["protocol"],
-        paper_names={name: ds.get("paper") for name, ds in config["datasets"].items()},
+        paper_names=PAPER_NAMES,
         code=script_code("model_tables"),
         upstream=upstream("model_tables"),
     log:
