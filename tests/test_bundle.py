@@ -197,3 +197,19 @@ def test_a_bundle_records_its_datasets_models_so_a_model_run_elsewhere_leaves_it
     wider["datasets"]["demo"]["models"] = None  # every run model, sasrec included
     with pytest.raises(ConfigError, match=r"Differing: .*run\.models"):
         check_bundle_target("demo", wider, bundle, environ={})
+
+
+def test_a_hybrid_variant_on_other_datasets_only_is_no_setting_of_this_bundle(
+        tmp_path: Path) -> None:
+    """hybrid.variants.<name>.datasets: a variant kept to another dataset leaves this bundle
+    alone, and so does extending it there; one that runs here is a change, named."""
+    bundle = write_bundle_with_weights(tmp_path, config())
+    elsewhere = config(hybrid={"variants": {"three": {"branches": ["linrec", "fmlp", "m2rec"],
+                                                      "datasets": ["ml-100k"]}}})
+    check_bundle_target("demo", elsewhere, bundle, environ={})
+    elsewhere["hybrid"]["variants"]["three"]["datasets"] = ["demo", "ml-100k"]
+    with pytest.raises(ConfigError, match=r"Differing: .*hybrid\.variants\.three\.branches"):
+        check_bundle_target("demo", elsewhere, bundle, environ={})
+    republished = write_bundle_with_weights(tmp_path / "again", elsewhere)
+    elsewhere["hybrid"]["variants"]["three"]["datasets"] = ["demo"]  # no longer on ml-100k
+    check_bundle_target("demo", elsewhere, republished, environ={})

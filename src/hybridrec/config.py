@@ -106,16 +106,14 @@ def check_config(config: Mapping[str, Any]) -> None:
             _check_declared(f"models.{name}.per_dataset.{dataset}", dataset, datasets, "dataset")
     for name, ds in datasets.items():
         for i, model in enumerate(ds.get("models") or []):
-            if model not in selected:
-                raise ConfigError(f"datasets.{name}.models[{i}]: {model!r} is not in run.models "
-                                  f"{selected}; a dataset runs some of the run's models")
+            _check_declared(f"datasets.{name}.models[{i}]", model, models, "model")
     _check_branches(config)
     ablation_models = _check_ablations(config)
     from hybridrec.training.settings import check_model_settings  # imports torch: only here
 
     check_model_settings(models, list(dict.fromkeys([*selected, *ablation_models])),
                          list(config["run"]["datasets"]))
-    _check_hybrid(config["hybrid"], list(config["run"]["datasets"]))
+    _check_hybrid(config["hybrid"], datasets)
     from hybridrec.variants import check_variants
 
     check_variants(config)
@@ -125,8 +123,8 @@ def check_config(config: Mapping[str, Any]) -> None:
 
 
 def dataset_models(config: Mapping[str, Any], dataset: str) -> list[str]:
-    """The run's models on ``dataset``: ``datasets.<dataset>.models`` in run.models' order, or
-    all of run.models."""
+    """The run's models on ``dataset``: those of run.models that ``datasets.<dataset>.models``
+    names (in run.models' order), or all of run.models."""
     chosen = config["datasets"][dataset].get("models")
     return [model for model in config["run"]["models"] if chosen is None or model in chosen]
 
@@ -274,7 +272,7 @@ def _check_text_encoder(key: str, encoder: Mapping[str, Any]) -> None:
                               f"(kind is {kind!r})")
 
 
-def _check_hybrid(hybrid: Mapping[str, Any], datasets: Sequence[str]) -> None:
+def _check_hybrid(hybrid: Mapping[str, Any], datasets: Collection[str]) -> None:
     from hybridrec.protocols import PAPER, PAPER_PROTOCOLS
 
     if PAPER in hybrid["protocols"]:
@@ -295,10 +293,7 @@ def _check_hybrid(hybrid: Mapping[str, Any], datasets: Sequence[str]) -> None:
                                   f"hybrid.protocols {list(hybrid['protocols'])}; a variant "
                                   "runs beside the configured run of its protocol")
         for i, dataset in enumerate(overrides.get("datasets", [])):
-            if dataset not in datasets:
-                raise ConfigError(f"{key}.datasets[{i}]: {dataset!r} is not in run.datasets "
-                                  f"{list(datasets)}; a variant runs on some of the run's "
-                                  "datasets")
+            _check_declared(f"{key}.datasets[{i}]", dataset, datasets, "dataset")
         branches = overrides.get("branches", hybrid["branches"])
         unknown = [b for b in branches if b not in PAPER_PROTOCOLS]
         if "branches" in overrides and PAPER in protocols and unknown:

@@ -97,7 +97,8 @@ def other_rule_gates(wildcards):
 
 def variant_runs_of_hybrid():
     """(dataset, protocol, variant) of the default runs (variant `default`) and every
-    variant's on its datasets under its protocols, in report order."""
+    variant's on its datasets (those of run.datasets it names) under its protocols, in report
+    order."""
     return [(d, p, v) for d, p in HYBRID_RUNS for v in ["default", *HYBRID_VARIANTS]
             if v == "default" or (p in HYBRID_VARIANTS[v].get("protocols", HYBRID_PROTOCOLS)
                                   and d in HYBRID_VARIANTS[v].get("datasets", DATASETS))]

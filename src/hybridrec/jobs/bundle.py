@@ -411,8 +411,9 @@ def _bundle_view(dataset: str, config: Mapping[str, Any]) -> dict[str, Any]:
     models = (dataset_models(config, dataset) if dataset in config["datasets"]
               else config["run"]["models"])
     view: dict[str, Any] = {"seed": config.get("seed"), "run.models": models}
-    for section in ("evaluation", "hybrid", "gate_search", "text", "training"):
+    for section in ("evaluation", "gate_search", "text", "training"):
         view.update(_flatten(config.get(section, {}), section))
+    view.update(_flatten(_hybrid_on(dataset, config.get("hybrid", {})), "hybrid"))
     entry = {k: v for k, v in config["datasets"].get(dataset, {}).items()
              if k not in ("weights_from", "models")}  # the dataset's models: run.models above
     view.update(_flatten(entry, f"datasets.{dataset}"))
@@ -422,6 +423,17 @@ def _bundle_view(dataset: str, config: Mapping[str, Any]) -> dict[str, Any]:
         view.update(_flatten(entry, f"models.{model}"))
         view.update(_flatten(own, f"models.{model}.per_dataset.{dataset}"))
     return plain(view)
+
+
+def _hybrid_on(dataset: str, hybrid: Mapping[str, Any]) -> dict[str, Any]:
+    """The hybrid settings of ``dataset``'s runs: the variants that run on it (no ``datasets``,
+    or one naming it), each without ``datasets``, so where else a variant runs is no setting of
+    this dataset's bundle."""
+    variants = {name: {k: v for k, v in entry.items() if k != "datasets"}
+                for name, entry in hybrid.get("variants", {}).items()
+                if dataset in entry.get("datasets", [dataset])}
+    settings = {key: value for key, value in hybrid.items() if key != "variants"}
+    return {**settings, "variants": variants} if variants else settings
 
 
 def _flatten(value: Any, prefix: str) -> dict[str, Any]:
