@@ -97,6 +97,20 @@ def test_the_ablation_table_lists_every_variant_over_its_seeds_beside_the_baseli
     assert retrained.keys() == first.keys()
     assert all(torch.equal(retrained[key], first[key]) for key in first)
 
+    # the bundle publishes the table and each run's weights and metrics beside the models'
+    published = snakemake(workdir, "docs/results/demo", "--cores", "1", *DEMO, "ablation.yaml")
+    assert published.returncode == 0, published.stderr[-4000:]
+    bundle = workdir / "docs/results/demo"
+    assert pd.read_csv(bundle / "tables/ablation.csv").equals(pd.read_csv(workdir / TABLE))
+    assert "±" in (bundle / "tables/ablation.md").read_text()
+    record = json.loads((bundle / "provenance.json").read_text())
+    runs = {f"{variant}.s{seed}" for variant in ("m2rec_no_text", "m2rec_no_fft")
+            for seed in (1, 2)}
+    assert set(record["weights"]) == set(record["training"]) == {"linrec", "fmlp", *runs}
+    assert read_model(bundle / "models/m2rec_no_fft.s1.pt").architecture["fft"] is False
+    assert json.loads((bundle / "metrics/m2rec_no_text.s2.json").read_text()) == json.loads(
+        (workdir / "results/metrics/demo/m2rec_no_text.s2.json").read_text())
+
 
 def test_under_the_master_seed_a_variant_that_changes_nothing_reads_its_base_models_run(tmp_path):
     """The one-seed ablation (ablations.seeds: [the master seed]) trains only the variants that

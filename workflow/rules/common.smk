@@ -325,6 +325,26 @@ def ablation_metrics(wildcards):
             for row in ablation_rows(wildcards) for run in row["runs"]]
 
 
+def bundle_ablation(wildcards):
+    """The ablation table a dataset's bundle publishes (none without an `ablations` block)."""
+    return [f"results/tables/ablation/{wildcards.dataset}.csv"] if config.get("ablations") else []
+
+
+def bundle_ablation_runs(wildcards):
+    """The ablation's runs of their own on the bundle's dataset (a run read from its base
+    model's is published as that model)."""
+    if not config.get("ablations") or wildcards.dataset not in config["datasets"]:
+        return []
+    return list(dict.fromkeys(run for row in ablation_rows(wildcards) for run in row["runs"]
+                              if run in VARIANT_RUNS))
+
+
+def bundle_ablation_files(pattern):
+    """One file per ablation run of the bundle (``pattern`` names it by dataset and run)."""
+    return lambda w: [pattern.format(dataset=w.dataset, run=run)
+                      for run in bundle_ablation_runs(w)]
+
+
 def bundle_target_checked(wildcards):
     """No input: refuses (before any job) to write docs/results/{dataset} for a dataset the run
     does not compute, or over a committed bundle made with other settings."""

@@ -43,10 +43,15 @@ rule results_bundle:
                                 dataset=w.dataset, model=models_of(w.dataset)),
         histories=lambda w: expand("results/models/{dataset}/{model}/history.parquet",
                                    dataset=w.dataset, model=models_of(w.dataset)),
+        ablation=bundle_ablation,
+        ablation_models=bundle_ablation_files("results/models/{dataset}/{run}/model.pt"),
+        ablation_histories=bundle_ablation_files("results/models/{dataset}/{run}/history.parquet"),
+        ablation_metrics=bundle_ablation_files("results/metrics/{dataset}/{run}.json"),
     output:
         directory("docs/results/{dataset}"),
     params:
         models=lambda w: models_of(w.dataset),
+        ablation_runs=bundle_ablation_runs,
         config=config,
         code=script_code("results_bundle"),
         upstream=upstream("results_bundle"),

@@ -12,4 +12,8 @@ write_bundle(
     models=dict(zip(models, zip(snakemake.input.models, snakemake.input.histories, strict=True),
                     strict=True)),
     config=snakemake.params.config,
+    ablation=next(iter(snakemake.input.ablation), None),
+    ablation_runs=dict(zip(snakemake.params.ablation_runs,
+                           zip(snakemake.input.ablation_models, snakemake.input.ablation_histories,
+                               snakemake.input.ablation_metrics, strict=True), strict=True)),
 )

@@ -11,6 +11,8 @@ config and the code), never by hand:
 - ``models/<model>.pt`` and ``models/<model>.history.parquet``: each model's trained weights
   (one state dict per selected epoch, :mod:`hybridrec.models.files`; no optimiser state) and its
   learning curve;
+- ``tables/ablation.csv`` and ``.md`` where the run declares ``ablations``: the ablation table,
+  its runs' weights and metrics beside the models' (``<variant>.s<seed>``);
 - ``comparison.csv`` and ``.md``: every published figure that applies to the dataset beside ours,
   under its own protocol, with the difference (:mod:`hybridrec.reporting.comparison`);
 - ``provenance.json``: per model the epochs run, the epoch selected under each protocol, why
@@ -47,6 +49,7 @@ from hybridrec.models import MODELS
 from hybridrec.models.files import SavedModel, read_model
 from hybridrec.plain import plain
 from hybridrec.provenance import read_provenance
+from hybridrec.reporting.ablation import ablation_markdown
 from hybridrec.reporting.comparison import NOTABLE, comparison_table
 from hybridrec.reporting.markdown import dataset_rows, markdown_table
 from hybridrec.training.config import TrainConfig
@@ -147,10 +150,18 @@ def _tables_section(tables: Sequence[str | Path], dataset: str, out: Path,
 def write_bundle(out_dir: str | Path, dataset: str, *, tables: Sequence[str | Path],
                  figures: Sequence[str | Path], metrics: Mapping[str, str | Path],
                  models: Mapping[str, tuple[str | Path, str | Path]],
-                 config: Mapping[str, Any]) -> None:
-    """Write ``out_dir`` from a finished run's files (``models``: name -> (model.pt, history))."""
+                 config: Mapping[str, Any], ablation: str | Path | None = None,
+                 ablation_runs: Mapping[str, tuple[str | Path, str | Path, str | Path]]
+                 | None = None) -> None:
+    """Write ``out_dir`` from a finished run's files (``models``: name -> (model.pt, history)).
+
+    ``ablation``: the dataset's ablation table, published as ``tables/ablation``; its runs of
+    their own (``ablation_runs``: run name -> (model.pt, history, metrics)) are published like
+    the models, weights and metrics, and left out of the comparison with the papers."""
     out = Path(out_dir)
     sources: dict[str, dict[str, Any]] = {}
+    runs = dict(ablation_runs or {})
+    models = {**models, **{name: (model, history) for name, (model, history, _) in runs.items()}}
     saved = {name: read_model(paths[0]) for name, paths in models.items()}
     trained = {name: training_summary(model) for name, model in saved.items()}
     sections = [f"# Results: {dataset}\n",
@@ -168,6 +179,12 @@ def write_bundle(out_dir: str | Path, dataset: str, *, tables: Sequence[str | Pa
 
     table_sections, table_rows = _tables_section(tables, dataset, out, sources)
     sections += table_sections
+    if ablation is not None:
+        rows = pd.read_csv(ablation)
+        write_csv(rows, out / "tables" / "ablation.csv")
+        write_text(ablation_markdown(rows), out / "tables" / "ablation.md")
+        sources["tables/ablation.csv"] = read_provenance(ablation)
+        sections.append(f"### ablation\n\n{ablation_markdown(rows)}")
 
     paper_dataset = config["datasets"][dataset].get("paper")
     reports = {name: json.loads(Path(path).read_text()) for name, path in metrics.items()}
@@ -188,7 +205,7 @@ def write_bundle(out_dir: str | Path, dataset: str, *, tables: Sequence[str | Pa
         sources[f"figures/{target.name}"] = read_provenance(figure)
         sections.append(f"![{target.stem}](figures/{target.name})\n")
 
-    for name, path in metrics.items():
+    for name, path in {**metrics, **{name: run[2] for name, run in runs.items()}}.items():
         _copy(path, out / "metrics" / f"{name}.json")
         sources[f"metrics/{name}.json"] = read_provenance(path)
     weights = {}
