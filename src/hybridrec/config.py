@@ -124,8 +124,9 @@ def check_config(config: Mapping[str, Any]) -> None:
 
 def dataset_models(config: Mapping[str, Any], dataset: str) -> list[str]:
     """The run's models on ``dataset``: those of run.models that ``datasets.<dataset>.models``
-    names (in run.models' order), or all of run.models."""
-    chosen = config["datasets"][dataset].get("models")
+    names (in run.models' order), or all of run.models (also for an undeclared dataset, which
+    the bundle rule refuses by name)."""
+    chosen = config["datasets"].get(dataset, {}).get("models")
     return [model for model in config["run"]["models"] if chosen is None or model in chosen]
 
 

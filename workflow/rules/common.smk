@@ -35,9 +35,8 @@ MODELS = config["run"]["models"]
 
 
 def models_of(dataset):
-    """The run's models on ``dataset``: datasets.<name>.models, else run.models (an undeclared
-    dataset, which the bundle rule refuses by name, has run.models)."""
-    return dataset_models(config, dataset) if dataset in config["datasets"] else MODELS
+    """The run's models on ``dataset`` (hybridrec.config.dataset_models)."""
+    return dataset_models(config, dataset)
 
 EVAL_SPLITS = ["valid", "test"]
 # each declared dataset's paper name, by name: a config layer that mentions a dataset reorders

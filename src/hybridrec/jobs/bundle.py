@@ -181,10 +181,11 @@ def write_bundle(out_dir: str | Path, dataset: str, *, tables: Sequence[str | Pa
     sections += table_sections
     if ablation is not None:
         rows = pd.read_csv(ablation)
+        readable = ablation_markdown(rows)
         write_csv(rows, out / "tables" / "ablation.csv")
-        write_text(ablation_markdown(rows), out / "tables" / "ablation.md")
+        write_text(readable, out / "tables" / "ablation.md")
         sources["tables/ablation.csv"] = read_provenance(ablation)
-        sections.append(f"### ablation\n\n{ablation_markdown(rows)}")
+        sections.append(f"### ablation\n\n{readable}")
 
     paper_dataset = config["datasets"][dataset].get("paper")
     reports = {name: json.loads(Path(path).read_text()) for name, path in metrics.items()}
@@ -425,8 +426,7 @@ def check_bundle_target(dataset: str, config: Mapping[str, Any], bundle: str | P
 
 def _bundle_view(dataset: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """The settings a dataset's bundle depends on, as flat key paths."""
-    models = (dataset_models(config, dataset) if dataset in config["datasets"]
-              else config["run"]["models"])
+    models = dataset_models(config, dataset)
     view: dict[str, Any] = {"seed": config.get("seed"), "run.models": models}
     for section in ("evaluation", "gate_search", "text", "training"):
         view.update(_flatten(config.get(section, {}), section))
