@@ -123,3 +123,24 @@ def test_under_the_master_seed_a_variant_that_changes_nothing_reads_its_base_mod
                if rule == "train"}
     assert trained == {"dataset=demo, model=m2rec", "dataset=demo, model=m2rec_no_fft.s42",
                        "dataset=demo, model=linrec", "dataset=demo, model=fmlp"}
+
+
+def test_the_ablation_runs_only_on_the_datasets_it_names(tmp_path):
+    """ablations.datasets: the run's default target asks for demo2's ablation table alone, and
+    trains its variant runs on demo2 only; demo's table is refused, naming the key."""
+    workdir = copy_workflow(tmp_path)
+    (workdir / "ablation.yaml").write_text(
+        ABLATION + "  datasets: [demo2]\n"
+        "run:\n  datasets: [demo, demo2]\n"
+        "datasets:\n  demo2:\n    format: demo\n    demo: {users: 200, items: 300, seed: 11}\n"
+        "    item_text: {format: demo}\n")
+    jobs = dry_run_jobs(workdir, "ablation.yaml")
+    assert {wc for rule, wc in jobs if rule == "ablation_table"} == {"dataset=demo2"}, jobs
+    variant_trainings = {wc for rule, wc in jobs if rule == "train" and ".s" in wc}
+    assert variant_trainings == {f"dataset=demo2, model={variant}.s{seed}"
+                                 for variant in ("m2rec_no_text", "m2rec_no_fft")
+                                 for seed in (1, 2)}
+    refused = snakemake(workdir, "-n", TABLE, "--configfile", "config/demo.yaml", "ablation.yaml")
+    said = refused.stdout + refused.stderr
+    assert refused.returncode != 0
+    assert "ablations.datasets" in said and "not on 'demo'" in said, said[-2000:]

@@ -199,6 +199,23 @@ def test_a_bundle_records_its_datasets_models_so_a_model_run_elsewhere_leaves_it
         check_bundle_target("demo", wider, bundle, environ={})
 
 
+def test_an_ablation_on_other_datasets_only_is_no_setting_of_this_bundle(
+        tmp_path: Path) -> None:
+    """ablations.datasets: an ablation kept to another dataset leaves this bundle alone; one that
+    runs here is a change, named, and where else it runs is not."""
+    bundle = write_bundle_with_weights(tmp_path, config())
+    ablation = {"seeds": [42], "variants": {"no_fft": {"model": "m2rec", "fft": False}},
+                "baselines": [], "protocols": ["full"], "datasets": ["ml-100k"]}
+    elsewhere = config(ablations=ablation)
+    check_bundle_target("demo", elsewhere, bundle, environ={})
+    ablation["datasets"] = ["demo", "ml-100k"]
+    with pytest.raises(ConfigError, match=r"Differing: .*ablations\.variants\.no_fft\.fft"):
+        check_bundle_target("demo", elsewhere, bundle, environ={})
+    republished = write_bundle_with_weights(tmp_path / "again", elsewhere)
+    ablation["datasets"] = None  # every run dataset: demo still, so the same settings here
+    check_bundle_target("demo", elsewhere, republished, environ={})
+
+
 def test_a_hybrid_variant_on_other_datasets_only_is_no_setting_of_this_bundle(
         tmp_path: Path) -> None:
     """hybrid.variants.<name>.datasets: a variant kept to another dataset leaves this bundle

@@ -15,7 +15,13 @@ from hybridrec.config import check_config
 from hybridrec.errors import ConfigError
 from hybridrec.reporting.ablation import ablation_markdown, ablation_table
 from hybridrec.training.settings import resolve_settings
-from hybridrec.variants import VariantRun, resolve_run, results_run, variant_runs
+from hybridrec.variants import (
+    VariantRun,
+    ablation_datasets,
+    resolve_run,
+    results_run,
+    variant_runs,
+)
 
 
 def with_ablations(**block) -> dict:
@@ -81,6 +87,17 @@ def test_a_run_that_changes_nothing_under_the_master_seed_is_the_base_models_own
     # per dataset: ml-1m's windows are 200 already (models.m2rec.per_dataset), so there it is
     assert results_run(config, long, "demo") == "long.s42"
     assert results_run(config, long, "ml-1m") == "m2rec"
+
+
+def test_the_ablation_runs_on_the_datasets_it_names_within_the_runs():
+    config = with_ablations()
+    config["run"]["datasets"] = ["demo", "ml-100k"]
+    assert config["ablations"]["datasets"] is None  # the schema's default: every run dataset
+    assert ablation_datasets(config) == ["demo", "ml-100k"]
+    config["ablations"]["datasets"] = ["ml-100k", "beauty-fmlp"]  # beauty: not in this run
+    assert ablation_datasets(config) == ["ml-100k"]
+    del config["ablations"]
+    assert ablation_datasets(config) == []
 
 
 def test_without_the_block_nothing_is_added_to_the_config():

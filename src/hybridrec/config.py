@@ -207,6 +207,8 @@ def _check_ablations(config: Mapping[str, Any]) -> list[str]:
     for i, name in enumerate(block["baselines"]):
         _check_declared(f"ablations.baselines[{i}]", name, models, "model")
         used.append(name)
+    for i, dataset in enumerate(block.get("datasets") or []):
+        _check_declared(f"ablations.datasets[{i}]", dataset, config["datasets"], "dataset")
     reported = config["evaluation"]["protocols"]
     for i, protocol in enumerate(block["protocols"]):
         if protocol not in reported:

@@ -139,6 +139,16 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+def ablation_datasets(config: Mapping[str, Any]) -> list[str]:
+    """The datasets the ablation runs on: those of run.datasets that ``ablations.datasets``
+    names, in run.datasets' order (all of them without it; none without the block)."""
+    block = config.get("ablations")
+    if not block:
+        return []
+    chosen = block.get("datasets")
+    return [d for d in config["run"]["datasets"] if chosen is None or d in chosen]
+
+
 def check_variants(config: Mapping[str, Any]) -> None:
     """Every variant's keys and values, on every dataset the run selects (and every dataset
     its base model has per_dataset overrides for); ConfigError names the full key path

@@ -11,7 +11,7 @@ from hybridrec.jobs.bundle import check_weights_from
 from hybridrec.protocols import HYBRID_PROTOCOLS as HYBRID_PROTOCOL_NAMES
 from hybridrec.protocols import PAPER, PAPER_PROTOCOLS, SAMPLED_PROTOCOLS
 from hybridrec.training.settings import resolve_settings
-from hybridrec.variants import variant_runs
+from hybridrec.variants import ablation_datasets, variant_runs
 
 # integral floats become ints, and `1e-3` strings are named, before the schema sees them
 normalise_numbers(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -287,13 +287,21 @@ TABLE_CAPTIONS = {
 }
 
 
-def ablations():
-    """The `ablations` block; the ablation table needs one."""
+# the datasets the ablation runs on (hybridrec.variants.ablation_datasets; none without the block)
+ABLATION_DATASETS = ablation_datasets(config)
+
+
+def ablations(dataset):
+    """The `ablations` block, where it runs on ``dataset``; the ablation table needs one."""
     from hybridrec.errors import ConfigError
 
     if not config.get("ablations"):
         raise ConfigError("ablations: not declared, so no results/tables/ablation/ table can be "
                           "made (see workflow/schemas/config.schema.yaml, `ablations`)")
+    if dataset not in ABLATION_DATASETS:
+        raise ConfigError(f"results/tables/ablation/{dataset}.csv: the ablation runs on "
+                          f"{ABLATION_DATASETS} (ablations.datasets, within run.datasets "
+                          f"{DATASETS}), not on {dataset!r}")
     return config["ablations"]
 
 
@@ -303,7 +311,7 @@ def ablation_rows(wildcards):
     changes nothing under the master seed is read from the base model's run (results_run)."""
     from hybridrec.variants import effective_overrides, overrides, results_run
 
-    block = ablations()
+    block = ablations(wildcards.dataset)
     rows = []
     for variant, entry in block["variants"].items():
         model = entry["model"]
@@ -325,14 +333,15 @@ def ablation_metrics(wildcards):
 
 
 def bundle_ablation(wildcards):
-    """The ablation table a dataset's bundle publishes (none without an `ablations` block)."""
-    return [f"results/tables/ablation/{wildcards.dataset}.csv"] if config.get("ablations") else []
+    """The ablation table a dataset's bundle publishes (none where the ablation does not run)."""
+    return ([f"results/tables/ablation/{wildcards.dataset}.csv"]
+            if wildcards.dataset in ABLATION_DATASETS else [])
 
 
 def bundle_ablation_runs(wildcards):
     """The ablation's runs of their own on the bundle's dataset (a run read from its base
     model's is published as that model)."""
-    if not config.get("ablations") or wildcards.dataset not in config["datasets"]:
+    if wildcards.dataset not in ABLATION_DATASETS:
         return []
     return list(dict.fromkeys(run for row in ablation_rows(wildcards) for run in row["runs"]
                               if run in VARIANT_RUNS))
@@ -365,10 +374,8 @@ def bundle_figures(wildcards):
 
 
 def all_targets():
-    ablation_tables = (expand("results/tables/ablation/{dataset}.csv", dataset=DATASETS)
-                       if config.get("ablations") else [])
     return [
-        *ablation_tables,
+        *expand("results/tables/ablation/{dataset}.csv", dataset=ABLATION_DATASETS),
         "results/report/tables.html",
         "results/report/config.html",
         "results/tables/table4.csv",

@@ -181,7 +181,7 @@ rule ablation_table:
         markdown="results/tables/ablation/{dataset}.md",
     params:
         rows=ablation_rows,
-        protocols=lambda w: ablations()["protocols"],
+        protocols=lambda w: ablations(w.dataset)["protocols"],
         code=script_code("ablation_table"),
         upstream=upstream("ablation_table"),
     log:

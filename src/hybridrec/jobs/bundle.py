@@ -11,8 +11,9 @@ config and the code), never by hand:
 - ``models/<model>.pt`` and ``models/<model>.history.parquet``: each model's trained weights
   (one state dict per selected epoch, :mod:`hybridrec.models.files`; no optimiser state) and its
   learning curve;
-- ``tables/ablation.csv`` and ``.md`` where the run declares ``ablations``: the ablation table,
-  its runs' weights and metrics beside the models' (``<variant>.s<seed>``);
+- ``tables/ablation.csv`` and ``.md`` where the ablation runs on the dataset (``ablations``,
+  :func:`hybridrec.variants.ablation_datasets`): the ablation table, its runs' weights and
+  metrics beside the models' (``<variant>.s<seed>``);
 - ``comparison.csv`` and ``.md``: every published figure that applies to the dataset beside ours,
   under its own protocol, with the difference (:mod:`hybridrec.reporting.comparison`);
 - ``provenance.json``: per model the epochs run, the epoch selected under each protocol, why
@@ -54,6 +55,7 @@ from hybridrec.reporting.comparison import NOTABLE, comparison_table
 from hybridrec.reporting.markdown import dataset_rows, markdown_table
 from hybridrec.training.config import TrainConfig
 from hybridrec.training.settings import PIPELINE_KEYS, ModelSettings, setting_paths
+from hybridrec.variants import ablation_datasets
 
 RECORD = "provenance.json"
 REPUBLISH = "HYBRIDREC_REPUBLISH"
@@ -431,6 +433,9 @@ def _bundle_view(dataset: str, config: Mapping[str, Any]) -> dict[str, Any]:
     for section in ("evaluation", "gate_search", "text", "training"):
         view.update(_flatten(config.get(section, {}), section))
     view.update(_flatten(_hybrid_on(dataset, config.get("hybrid", {})), "hybrid"))
+    if dataset in ablation_datasets(config):  # where else it runs: no setting of this bundle
+        block = {k: v for k, v in config["ablations"].items() if k != "datasets"}
+        view.update(_flatten(block, "ablations"))
     entry = {k: v for k, v in config["datasets"].get(dataset, {}).items()
              if k not in ("weights_from", "models")}  # the dataset's models: run.models above
     view.update(_flatten(entry, f"datasets.{dataset}"))
