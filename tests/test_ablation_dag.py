@@ -9,7 +9,7 @@ import shutil
 import pandas as pd
 import pytest
 import torch
-from workflow_helpers import DEMO, REPO, copy_workflow, dry_run_jobs, snakemake
+from workflow_helpers import DEMO, REPO, copy_workflow, dry_run_jobs, ran_rules, snakemake
 
 from hybridrec.codehash import code_hash
 from hybridrec.models.files import read_model
@@ -110,6 +110,16 @@ def test_the_ablation_table_lists_every_variant_over_its_seeds_beside_the_baseli
     assert read_model(bundle / "models/m2rec_no_fft.s1.pt").architecture["fft"] is False
     assert json.loads((bundle / "metrics/m2rec_no_text.s2.json").read_text()) == json.loads(
         (workdir / "results/metrics/demo/m2rec_no_text.s2.json").read_text())
+
+    # and a run from the bundle (datasets.demo.weights_from) makes the same table, training nothing
+    clone = copy_workflow(tmp_path / "clone")
+    (clone / "ablation.yaml").write_text(ABLATION)
+    (clone / "from-bundle.yaml").write_text(f"datasets: {{demo: {{weights_from: {bundle}}}}}\n")
+    imported = snakemake(clone, TABLE, "--cores", "1", *DEMO, "ablation.yaml", "from-bundle.yaml")
+    assert imported.returncode == 0, (imported.stdout + imported.stderr)[-4000:]
+    ran = ran_rules(imported)
+    assert "train" not in ran and ran.count("import_weights") == 5, ran  # linrec, 4 runs
+    assert pd.read_csv(clone / TABLE).equals(pd.read_csv(workdir / TABLE))
 
 
 def test_under_the_master_seed_a_variant_that_changes_nothing_reads_its_base_models_run(tmp_path):

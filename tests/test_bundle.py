@@ -22,7 +22,8 @@ from hybridrec.jobs.bundle import (
 )
 from hybridrec.models import build_model
 from hybridrec.models.files import SavedModel, Selection, read_model, write_model
-from hybridrec.training.settings import ModelSettings, resolve_settings
+from hybridrec.training.settings import ModelSettings
+from hybridrec.variants import run_settings
 
 MODEL_ENTRY = {"hidden_size": 8, "n_layers": 1, "n_heads": 2, "inner_size": 16, "max_len": 10,
                "loss": "ce", "lr": 0.001, "epochs": 5, "patience": 2, "val_metric": "ndcg@10"}
@@ -39,33 +40,33 @@ def config(**changes: Any) -> dict[str, Any]:
     return base
 
 
-def settings(cfg: dict[str, Any]) -> dict[str, ModelSettings]:
-    return {"linrec": resolve_settings("linrec", cfg["models"]["linrec"], "demo")}
-
-
-def write_bundle_with_weights(root: Path, cfg: dict[str, Any]) -> Path:
-    """A minimal bundle: one LinRec model file, its history and the provenance record."""
+def write_bundle_with_weights(root: Path, cfg: dict[str, Any],
+                              runs: tuple[str, ...] = ("linrec",)) -> Path:
+    """A minimal bundle: a LinRec model file per run (a declared model, or a variant run of
+    LinRec), its history and the provenance record."""
     bundle = root / "docs" / "results" / "demo"
     (bundle / "models").mkdir(parents=True)
-    chosen = settings(cfg)["linrec"]
-    torch.manual_seed(0)
-    model = build_model("linrec", 30, **chosen.architecture)
-    architecture = {k: v for k, v in asdict(model.config).items() if k != "num_items"}
-    saved = SavedModel(name="linrec", num_items=30, architecture=architecture,
-                       training=chosen.training, primary="full",
-                       selections={"full": Selection(3, {"ndcg@10": 0.1})},
-                       weights={3: model.state_dict()}, epochs_run=5, seconds=1.0,
-                       stopped_early=True)
-    write_model(saved, bundle / "models" / "linrec.pt")
-    (bundle / "models" / "linrec.history.parquet").write_bytes(b"history")
-    record = {"config": cfg, "weights": {"linrec": {
-        "file": "models/linrec.pt",
-        "sha256": file_checksum(bundle / "models" / "linrec.pt").removeprefix("sha256:"),
-        "history": "models/linrec.history.parquet",
-        "history_sha256": file_checksum(bundle / "models" / "linrec.history.parquet")
-        .removeprefix("sha256:"),
-        "architecture": architecture, "training": chosen.training, "primary": "full",
-        "selected_epochs": {"full": 3}, "item_text": None}}}
+    record: dict[str, Any] = {"config": cfg, "weights": {}}
+    for run in runs:
+        chosen = run_settings(cfg, run, "demo").settings
+        torch.manual_seed(0)
+        model = build_model("linrec", 30, **chosen.architecture)
+        architecture = {k: v for k, v in asdict(model.config).items() if k != "num_items"}
+        saved = SavedModel(name="linrec", num_items=30, architecture=architecture,
+                           training=chosen.training, primary="full",
+                           selections={"full": Selection(3, {"ndcg@10": 0.1})},
+                           weights={3: model.state_dict()}, epochs_run=5, seconds=1.0,
+                           stopped_early=True)
+        write_model(saved, bundle / "models" / f"{run}.pt")
+        (bundle / "models" / f"{run}.history.parquet").write_bytes(b"history")
+        record["weights"][run] = {
+            "file": f"models/{run}.pt",
+            "sha256": file_checksum(bundle / "models" / f"{run}.pt").removeprefix("sha256:"),
+            "history": f"models/{run}.history.parquet",
+            "history_sha256": file_checksum(bundle / "models" / f"{run}.history.parquet")
+            .removeprefix("sha256:"),
+            "architecture": architecture, "training": chosen.training, "primary": "full",
+            "selected_epochs": {"full": 3}, "item_text": None}
     (bundle / "provenance.json").write_text(json.dumps(record))
     return bundle
 
@@ -77,7 +78,8 @@ def with_weights_from(cfg: dict[str, Any], bundle: Path) -> dict[str, Any]:
 
 
 def check(cfg: dict[str, Any], protocols: tuple[str, ...] = ("full",)) -> Any:
-    return check_weights_from(cfg, "demo", ["linrec"], protocols, settings(cfg))
+    return check_weights_from(cfg, "demo", {"linrec": run_settings(cfg, "linrec", "demo")},
+                              protocols)
 
 
 def test_a_bundle_with_the_config_s_settings_is_accepted_and_imported(tmp_path: Path) -> None:
@@ -159,9 +161,30 @@ def test_a_bundle_without_the_model_or_without_a_record_is_refused(tmp_path: Pat
     two = config(run={"datasets": ["demo"], "models": ["linrec", "sasrec"]})
     two["models"]["sasrec"] = dict(MODEL_ENTRY)
     with pytest.raises(ConfigError, match="no weights for model 'sasrec'"):
-        check_weights_from(with_weights_from(two, bundle), "demo", ["linrec", "sasrec"],
-                           ("full",), {**settings(two), "sasrec": resolve_settings(
-                               "sasrec", two["models"]["sasrec"], "demo")})
+        check_weights_from(with_weights_from(two, bundle), "demo",
+                           {name: run_settings(two, name, "demo") for name in two["models"]},
+                           ("full",))
+
+
+def test_an_ablation_run_is_checked_against_its_variants_settings(tmp_path: Path) -> None:
+    """The ablation's runs come from the bundle like the models: a published run whose variant
+    the config changed is refused, naming the variant's key; one the bundle lacks, by name."""
+    ablation = {"seeds": [1], "variants": {"short": {"model": "linrec", "max_len": 5}}}
+    cfg = config(ablations=ablation)
+    bundle = write_bundle_with_weights(tmp_path, cfg, runs=("linrec", "short.s1"))
+    runs = ("linrec", "short.s1")
+    found = check_weights_from(with_weights_from(cfg, bundle), "demo",
+                               {run: run_settings(cfg, run, "demo") for run in runs}, ("full",))
+    assert found["short.s1"].path == bundle / "models" / "short.s1.pt"
+    ablation["variants"]["short"]["max_len"] = 6
+    with pytest.raises(ConfigError, match=r"ablations\.variants\.short\.max_len: 6 here, 5 in"):
+        check_weights_from(with_weights_from(cfg, bundle), "demo",
+                           {run: run_settings(cfg, run, "demo") for run in runs}, ("full",))
+    ablation["seeds"] = [2]
+    with pytest.raises(ConfigError, match=r"no weights for model 'short\.s2'"):
+        check_weights_from(with_weights_from(cfg, bundle), "demo",
+                           {run: run_settings(cfg, run, "demo") for run in ("linrec", "short.s2")},
+                           ("full",))
 
 
 def test_a_bundle_is_written_only_for_a_dataset_the_run_computes(tmp_path: Path) -> None:

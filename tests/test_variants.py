@@ -18,8 +18,8 @@ from hybridrec.training.settings import resolve_settings
 from hybridrec.variants import (
     VariantRun,
     ablation_datasets,
-    resolve_run,
     results_run,
+    run_settings,
     variant_runs,
 )
 
@@ -45,7 +45,7 @@ def test_every_variant_runs_under_every_seed_named_variant_dot_seed():
 def test_a_run_resolves_to_its_base_models_settings_with_the_overrides():
     config = with_ablations()
     base = resolve_settings("m2rec", config["models"]["m2rec"], "demo")
-    run = resolve_run(config, VariantRun("m2rec_no_text", "m2rec", 1), "demo")
+    run = run_settings(config, "m2rec_no_text.s1", "demo").settings
     assert run.name == "m2rec"  # the training code sees the base model only
     assert run.architecture == {**base.architecture, "text": False}
     assert list(run.architecture) == list(base.architecture)  # same keys, same order
@@ -55,11 +55,10 @@ def test_a_run_resolves_to_its_base_models_settings_with_the_overrides():
 def test_the_base_models_per_dataset_overrides_apply_and_the_variants_keys_win():
     config = with_ablations(variants={"short": {"model": "m2rec", "hidden_size": 16},
                                       "long": {"model": "m2rec", "max_len": 30}})
-    short = resolve_run(config, VariantRun("short", "m2rec", 1), "ml-1m")
+    short = run_settings(config, "short.s1", "ml-1m").settings
     assert short.architecture["max_len"] == 200  # models.m2rec.per_dataset.ml-1m
     assert short.architecture["hidden_size"] == 16
-    assert resolve_run(config, VariantRun("long", "m2rec", 1), "ml-1m").architecture[
-        "max_len"] == 30
+    assert run_settings(config, "long.s1", "ml-1m").settings.architecture["max_len"] == 30
 
 
 def test_an_override_equal_to_the_base_changes_nothing():
@@ -69,8 +68,8 @@ def test_an_override_equal_to_the_base_changes_nothing():
         # grad_clip), a YAML list for a tuple default
         "same": {"model": "m2rec", "text": True, "lr": 0.001, "weight_decay": 0.0,
                  "grad_clip": None, "conv_kernels": [3, 5, 7]}})
-    plain = resolve_run(config, VariantRun("plain", "m2rec", 1), "demo")
-    same = resolve_run(config, VariantRun("same", "m2rec", 1), "demo")
+    plain = run_settings(config, "plain.s1", "demo").settings
+    same = run_settings(config, "same.s1", "demo").settings
     assert plain == same == resolve_settings("m2rec", config["models"]["m2rec"], "demo")
 
 

@@ -13,7 +13,7 @@ Every variant x seed pair is one *run*, named ``<variant>.s<seed>`` (``m2rec_no_
 name is a ``{model}`` wildcard value of the train and evaluate rules like a declared model's
 name, so a run is trained, evaluated under every protocol and exported like any model, into
 ``results/{models,metrics,predictions}/{dataset}/<run>/``. The workflow resolves it to a fully
-resolved settings dict under the BASE model's name (:func:`resolve_run`) and to the seed
+resolved settings dict under the BASE model's name (:func:`run_settings`) and to the seed
 (:attr:`VariantRun.seed`): the training code never knows about variants, and a run's code hash
 is its base model's.
 
@@ -44,13 +44,13 @@ from hybridrec.training.config import TrainConfig
 from hybridrec.training.settings import (
     PIPELINE_KEYS,
     TRAIN_KEYS,
-    ModelSettings,
     ResolvedSettings,
     SettingsLayer,
     check_resolved,
     model_layers,
     resolve_layers,
     resolve_settings,
+    setting_paths,
 )
 
 SEED_MARK = ".s"  # <variant>.s<seed>; names cannot hold a dot, so the split is unambiguous
@@ -90,10 +90,16 @@ def overrides(config: Mapping[str, Any], variant: str) -> dict[str, Any]:
     return {key: value for key, value in entry.items() if key != "model"}
 
 
-def resolve_run(config: Mapping[str, Any], run: VariantRun, dataset: str) -> ModelSettings:
-    """The run's settings on ``dataset``: the base model's (with its per_dataset overrides),
-    then the variant's overrides that differ from them. Named after the base model."""
-    return _resolve_variant(config, run.variant, run.model, dataset).settings
+def run_settings(config: Mapping[str, Any], name: str, dataset: str) -> ResolvedSettings:
+    """The settings of a ``{model}`` value on ``dataset``, with the config key path each comes
+    from: a declared model's, or a variant run's (the base model's with its per_dataset
+    overrides, then the variant's overrides that differ from them; named after the base)."""
+    runs = {run.name: run for run in variant_runs(config)}
+    if name in runs:
+        return _resolve_variant(config, runs[name].variant, runs[name].model, dataset)
+    entry = config["models"][name]
+    return ResolvedSettings(resolve_settings(name, entry, dataset),
+                            setting_paths(name, entry, dataset))
 
 
 def results_run(config: Mapping[str, Any], run: VariantRun, dataset: str) -> str:
@@ -184,3 +190,11 @@ def _check_keys(variant: str, model: str, declared: Mapping[str, Any]) -> None:
             hint = f" (did you mean {near[0]!r}?)" if near else ""
             raise ConfigError(f"{path}: unknown key for model {model!r}{hint}; its keys: "
                               f"{allowed}")
+
+
+def trained_runs(config: Mapping[str, Any], dataset: str) -> list[VariantRun]:
+    """The ablation's runs trained on ``dataset``: every run where the ablation runs on it,
+    except those read from their base model's run (:func:`results_run`)."""
+    if dataset not in ablation_datasets(config):
+        return []
+    return [run for run in variant_runs(config) if results_run(config, run, dataset) == run.name]

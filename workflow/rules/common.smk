@@ -10,8 +10,7 @@ from hybridrec.config import check_config, dataset_models, normalise_numbers
 from hybridrec.jobs.bundle import check_weights_from
 from hybridrec.protocols import HYBRID_PROTOCOLS as HYBRID_PROTOCOL_NAMES
 from hybridrec.protocols import PAPER, PAPER_PROTOCOLS, SAMPLED_PROTOCOLS
-from hybridrec.training.settings import resolve_settings
-from hybridrec.variants import ablation_datasets, variant_runs
+from hybridrec.variants import ablation_datasets, run_settings, trained_runs, variant_runs
 
 # integral floats become ints, and `1e-3` strings are named, before the schema sees them
 normalise_numbers(config, workflow.source_path("../schemas/config.schema.yaml"))
@@ -85,11 +84,13 @@ SELECTION_PROTOCOLS = list(
 
 # datasets.<name>.weights_from: each model's weights from a results bundle instead of training,
 # checked here, before any job (files, checksums and settings; hybridrec.jobs.bundle)
+# (the dataset's models and the ablation's runs trained there)
 WEIGHTS_FROM = {
     dataset: check_weights_from(
-        config, dataset, models_of(dataset), SELECTION_PROTOCOLS,
-        {model: resolve_settings(model, config["models"][model], dataset)
-         for model in models_of(dataset)},
+        config, dataset,
+        {name: run_settings(config, name, dataset)
+         for name in [*models_of(dataset), *(run.name for run in trained_runs(config, dataset))]},
+        SELECTION_PROTOCOLS,
     )
     for dataset in DATASETS
     if config["datasets"][dataset].get("weights_from")
@@ -228,13 +229,7 @@ def model_settings(wildcards):
     variant run's are its base model's with the variant's overrides, named after the base."""
     from dataclasses import asdict
 
-    from hybridrec.training.settings import resolve_settings
-    from hybridrec.variants import resolve_run
-
-    if wildcards.model in VARIANT_RUNS:
-        return asdict(resolve_run(config, VARIANT_RUNS[wildcards.model], wildcards.dataset))
-    entry = config["models"][wildcards.model]
-    return asdict(resolve_settings(wildcards.model, entry, wildcards.dataset))
+    return asdict(run_settings(config, wildcards.model, wildcards.dataset).settings)
 
 
 def item_text_embeddings(wildcards):
@@ -341,10 +336,7 @@ def bundle_ablation(wildcards):
 def bundle_ablation_runs(wildcards):
     """The ablation's runs of their own on the bundle's dataset (a run read from its base
     model's is published as that model)."""
-    if wildcards.dataset not in ABLATION_DATASETS:
-        return []
-    return list(dict.fromkeys(run for row in ablation_rows(wildcards) for run in row["runs"]
-                              if run in VARIANT_RUNS))
+    return [run.name for run in trained_runs(config, wildcards.dataset)]
 
 
 def bundle_ablation_files(pattern):

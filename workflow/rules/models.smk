@@ -39,8 +39,8 @@ rule train:
         "../scripts/train.py"
 
 
-# datasets.<name>.weights_from: a published bundle's weights instead of training (checked before
-# any job in common.smk); a model or variant the bundle lacks still trains
+# datasets.<name>.weights_from: a published bundle's weights instead of training, for the
+# dataset's models and the ablation's runs there (checked before any job in common.smk)
 ruleorder: import_weights > train
 
 
@@ -61,7 +61,7 @@ rule import_weights:
         "benchmarks/out/import_weights/{dataset}/{model}.tsv"
     wildcard_constraints:
         dataset=one_of(WEIGHTS_FROM),
-        model=one_of(MODELS),
+        model=one_of({name for runs in WEIGHTS_FROM.values() for name in runs}),
     conda:
         "../../envs/hybridrec.yaml"
     threads: 1

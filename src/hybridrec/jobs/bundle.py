@@ -54,7 +54,7 @@ from hybridrec.reporting.ablation import ablation_markdown
 from hybridrec.reporting.comparison import NOTABLE, comparison_table
 from hybridrec.reporting.markdown import dataset_rows, markdown_table
 from hybridrec.training.config import TrainConfig
-from hybridrec.training.settings import PIPELINE_KEYS, ModelSettings, setting_paths
+from hybridrec.training.settings import PIPELINE_KEYS, ModelSettings, ResolvedSettings
 from hybridrec.variants import ablation_datasets
 
 RECORD = "provenance.json"
@@ -340,14 +340,14 @@ def _text_differences(dataset: str, entry: Mapping[str, Any], text: Mapping[str,
     return found
 
 
-def check_weights_from(config: Mapping[str, Any], dataset: str, models: Sequence[str],
-                       selection_protocols: Sequence[str],
-                       settings_of: Mapping[str, ModelSettings]
-                       ) -> dict[str, PublishedWeights]:
-    """Every model of ``models`` in the bundle ``datasets.<dataset>.weights_from`` names, its
-    files verified and its settings equal to the config's (``settings_of``: each model's
-    resolved settings on ``dataset``). Raises ConfigError naming the bundle file and every
-    differing key."""
+def check_weights_from(config: Mapping[str, Any], dataset: str,
+                       resolved: Mapping[str, ResolvedSettings],
+                       selection_protocols: Sequence[str]) -> dict[str, PublishedWeights]:
+    """Every run of ``resolved`` in the bundle ``datasets.<dataset>.weights_from`` names, its
+    files verified and its settings equal to the config's (``resolved``: each ``{model}`` value,
+    the dataset's models and the ablation's runs trained there, to its settings on ``dataset``
+    and the key path of each). Raises ConfigError naming the bundle file and every differing
+    key."""
     entry = config["datasets"][dataset]
     bundle = Path(entry["weights_from"])
     key = f"datasets.{dataset}.weights_from"
@@ -356,21 +356,19 @@ def check_weights_from(config: Mapping[str, Any], dataset: str, models: Sequence
     recorded = record.get("config", {})
     problems = _data_differences(dataset, entry, config["seed"], recorded)
     found = {}
-    for model in models:
+    for model, settings in resolved.items():
         if model not in published:
             problems.append(f"{bundle / RECORD}: no weights for model {model!r} (the bundle has "
                             f"{sorted(published) or 'none'})")
             continue
         weights = published[model]
-        settings = settings_of[model]
-        paths = setting_paths(model, config["models"][model], dataset)
-        problems += settings_differences(settings, weights, paths)
+        problems += settings_differences(settings.settings, weights, settings.paths)
         missing = [p for p in selection_protocols if p not in weights["selected_epochs"]]
         if missing:
             problems.append(f"{bundle / weights['file']}: selected under "
                             f"{sorted(weights['selected_epochs'])}, not under {missing} "
                             "(evaluation.protocols and hybrid.protocols ask for them)")
-        if MODELS[model].needs_item_text and weights.get("item_text"):
+        if MODELS[settings.settings.name].needs_item_text and weights.get("item_text"):
             problems += _text_differences(dataset, entry, config.get("text", {}), recorded)
         found[model] = PublishedWeights(model, bundle / weights["file"], weights["sha256"],
                                         bundle / weights["history"], weights["history_sha256"])
