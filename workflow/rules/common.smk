@@ -82,9 +82,9 @@ SELECTION_PROTOCOLS = list(
 )
 
 
-# datasets.<name>.weights_from: each model's weights from a results bundle instead of training,
-# checked here, before any job (files, checksums and settings; hybridrec.jobs.bundle)
-# (the dataset's models and the ablation's runs trained there)
+# datasets.<name>.weights_from: the weights of the dataset's models and of the ablation's runs
+# trained there, from a results bundle instead of training, checked here, before any job (files,
+# checksums and settings; hybridrec.jobs.bundle)
 WEIGHTS_FROM = {
     dataset: check_weights_from(
         config, dataset,
