@@ -356,19 +356,19 @@ def check_weights_from(config: Mapping[str, Any], dataset: str,
     recorded = record.get("config", {})
     problems = _data_differences(dataset, entry, config["seed"], recorded)
     found = {}
-    for model, settings in resolved.items():
+    for model, run in resolved.items():
         if model not in published:
             problems.append(f"{bundle / RECORD}: no weights for model {model!r} (the bundle has "
                             f"{sorted(published) or 'none'})")
             continue
         weights = published[model]
-        problems += settings_differences(settings.settings, weights, settings.paths)
+        problems += settings_differences(run.settings, weights, run.paths)
         missing = [p for p in selection_protocols if p not in weights["selected_epochs"]]
         if missing:
             problems.append(f"{bundle / weights['file']}: selected under "
                             f"{sorted(weights['selected_epochs'])}, not under {missing} "
                             "(evaluation.protocols and hybrid.protocols ask for them)")
-        if MODELS[settings.settings.name].needs_item_text and weights.get("item_text"):
+        if MODELS[run.settings.name].needs_item_text and weights.get("item_text"):
             problems += _text_differences(dataset, entry, config.get("text", {}), recorded)
         found[model] = PublishedWeights(model, bundle / weights["file"], weights["sha256"],
                                         bundle / weights["history"], weights["history_sha256"])
