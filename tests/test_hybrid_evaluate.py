@@ -10,13 +10,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from hybridrec.hybrid.baselines import oracle_lists
 from hybridrec.hybrid.evaluate import (
     HYBRID,
     alpha_distribution,
     evaluate_hybrid,
     paired_bootstrap,
 )
-from hybridrec.hybrid.fusion import oracle_lists
 from hybridrec.hybrid.gate import Gate, GateHyperparameters, GateTraining, one_hot, train_gates
 from hybridrec.hybrid.shap_analysis import ShapResult, explain_gate, shap_importance
 from hybridrec.reporting.figures import (
