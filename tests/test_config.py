@@ -296,6 +296,23 @@ def test_every_schema_key_is_a_json_schema_keyword():
     assert [(path, key) for path, key in keys if key not in SCHEMA_KEYWORDS] == []
 
 
+def test_every_config_key_is_described():
+    """Every property a config can set says what it is, for whoever reads the schema to write a
+    config; one that only points elsewhere (``$ref``) is described there."""
+    schema = yaml.safe_load(Path(SCHEMA).read_text())
+    properties = sorted({path for path, _ in _schema_keys(schema, "schema")
+                         if path.split(".")[-2:-1] == ["properties"]})
+    assert len(properties) > 100
+    undescribed = []
+    for path in properties:
+        node = schema
+        for part in path.split(".")[1:]:
+            node = node[part]
+        if "description" not in node and "$ref" not in node:
+            undescribed.append(path)
+    assert undescribed == []
+
+
 def test_the_schema_s_protocol_lists_are_the_package_s():
     """The protocols are named once (hybridrec.protocols); the schema's enums must agree."""
     from hybridrec.protocols import HYBRID_PROTOCOLS, PROTOCOLS
