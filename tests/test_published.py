@@ -41,8 +41,8 @@ def test_every_bundle_carries_its_models_weights_with_their_sha256(bundle: Path)
 
 def test_ml_100k_from_its_published_weights_gives_the_published_metrics(tmp_path: Path) -> None:
     """The README's command in a fresh clone (config/real.yaml, config/published.yaml and
-    datasets.ml-100k.weights_from): no training job, and each model's metrics file equal to the
-    bundle's."""
+    datasets.ml-100k.weights_from): no training job, each model's and each ablation run's
+    metrics file equal to the bundle's, and so the ablation table."""
     raw = shared_file("ml-100k/u.data")
     bundle = REPO / "docs" / "results" / "ml-100k"
     models = sorted(json.loads((bundle / "provenance.json").read_text())["weights"])
@@ -51,6 +51,7 @@ def test_ml_100k_from_its_published_weights_gives_the_published_metrics(tmp_path
     (workdir / "from-bundle.yaml").write_text(
         f"run: {{datasets: [ml-100k]}}\ndatasets: {{ml-100k: {{weights_from: {bundle}}}}}\n")
     targets = [f"results/metrics/ml-100k/{m}.json" for m in models]
+    targets.append("results/tables/ablation/ml-100k.csv")
     result = snakemake(workdir, *targets, "--cores", "2", "--configfile", "config/real.yaml",
                        "config/published.yaml", "from-bundle.yaml", timeout=1200)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
@@ -61,3 +62,5 @@ def test_ml_100k_from_its_published_weights_gives_the_published_metrics(tmp_path
         theirs = json.loads((bundle / f"metrics/{model}.json").read_text())
         assert ours["splits"] == theirs["splits"], model
         assert ours["training"] == theirs["training"], model
+    ablation = "results/tables/ablation/ml-100k.csv"
+    assert (workdir / ablation).read_text() == (bundle / "tables/ablation.csv").read_text()
