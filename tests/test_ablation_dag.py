@@ -108,6 +108,10 @@ def test_the_ablation_table_lists_every_variant_over_its_seeds_beside_the_baseli
             for seed in (1, 2)}
     assert set(record["weights"]) == set(record["training"]) == {"linrec", "fmlp", *runs}
     assert read_model(bundle / "models/m2rec_no_fft.s1.pt").architecture["fft"] is False
+    training = (bundle / "README.md").read_text().split("## Training\n")[1].split("\n#")[0]
+    named = [row.split(" | ")[0].removeprefix("| ") for row in training.splitlines()
+             if row.startswith("| ")][1:]  # the rows under the header
+    assert sorted(named) == sorted({"linrec", "fmlp", *runs}), training  # each run by its name
     assert json.loads((bundle / "metrics/m2rec_no_text.s2.json").read_text()) == json.loads(
         (workdir / "results/metrics/demo/m2rec_no_text.s2.json").read_text())
 

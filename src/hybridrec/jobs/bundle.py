@@ -173,11 +173,11 @@ def write_bundle(out_dir: str | Path, dataset: str, *, tables: Sequence[str | Pa
                 "model's weights in `models/`.\n",
                 "## Training\n",
                 markdown_table(pd.DataFrame([
-                    {"model": s["model"], "epochs run": s["epochs_run"],
+                    {"model": name, "epochs run": s["epochs_run"],
                      "selected epochs": ", ".join(f"{k} {v}"
                                                   for k, v in s["selected_epochs"].items()),
                      "stop": s["stop"], "training s": s["training_seconds"]}
-                    for s in trained.values()]), digits=1)]
+                    for name, s in trained.items()]), digits=1)]
 
     table_sections, table_rows = _tables_section(tables, dataset, out, sources)
     sections += table_sections
