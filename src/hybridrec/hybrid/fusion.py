@@ -26,7 +26,6 @@ Lists are ``(U, B, k)`` integer arrays padded with ``PAD``; outputs are ``(U, to
 the same way.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass
